@@ -1,0 +1,30 @@
+// Threads: one parallel_for over a range, split statically into equal parts,
+// one part per thread. The thread count comes from the session that is
+// running (ThreadScope), so what the user asks for is exactly what runs.
+#pragma once
+#include <cstdint>
+#include <functional>
+
+namespace pycnn {
+
+// Sets the thread count and flushes denormals (FTZ/DAZ) on the calling
+// thread for its lifetime; restores both afterwards.
+class ThreadScope {
+ public:
+  explicit ThreadScope(int num_threads);
+  ~ThreadScope();
+  ThreadScope(const ThreadScope&) = delete;
+  ThreadScope& operator=(const ThreadScope&) = delete;
+
+ private:
+  int saved_threads_;
+  unsigned saved_fp_state_;
+};
+
+int current_num_threads();
+
+// Calls fn(begin, end) on disjoint chunks covering [0, n). Runs on one thread
+// when n is small or the scope has one thread.
+void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
+
+}  // namespace pycnn

@@ -1,0 +1,25 @@
+// Graph passes, run once at session creation, each in its own file. They
+// rewrite the Graph in place and keep it topologically sorted.
+#pragma once
+#include "pycnn/graph.h"
+
+namespace pycnn::passes {
+
+// Evaluates nodes whose inputs are all constants and stores their outputs as constants.
+void fold_constants(Graph& g);
+// Drops Identity and inference Dropout nodes, wiring readers to their input.
+void remove_identities(Graph& g);
+// Conv (constant W, B) followed by BatchNormalization: scales W and B, drops the BN.
+void fold_batch_norm(Graph& g);
+// Conv/Gemm/BatchNormalization followed by an activation (Relu, Clip,
+// LeakyRelu, Sigmoid, HardSigmoid, HardSwish, Tanh, x*Sigmoid(x)): the
+// activation moves into the producer's epilogue.
+void fuse_activations(Graph& g);
+// Removes nodes whose outputs nobody reads, and constants nobody uses.
+void eliminate_dead_nodes(Graph& g);
+
+// Helpers shared by the passes.
+int single_reader(const Graph& g, const std::vector<std::vector<int>>& readers, int value);
+void rename_value_uses(Graph& g, int from, int to);
+
+}  // namespace pycnn::passes

@@ -1,0 +1,55 @@
+// Kernel table: every ISA-specific compute routine, filled once per ISA.
+// Kernels are pure compute on raw pointers and sizes; they know nothing of
+// graphs, and they run on one thread (ops split work across threads).
+#pragma once
+#include <cstdint>
+
+namespace pycnn::kernels {
+
+enum class UnaryKind {
+  Identity, Relu, LeakyRelu, Clip, Elu, Selu, Sigmoid, HardSigmoid, HardSwish, SiLU, Tanh,
+  Softplus, Softsign, Erf, GeluErf, GeluTanh, Sqrt, Exp, Log, Neg, Abs,
+};
+
+// An element-wise function with up to two parameters (alpha, beta / min, max).
+struct Activation {
+  UnaryKind kind = UnaryKind::Identity;
+  float alpha = 0.f, beta = 0.f;
+  bool is_identity() const { return kind == UnaryKind::Identity; }
+};
+
+enum class BinaryKind { Add, Sub, Mul, Div, Pow, Max, Min, PRelu };
+
+// 2-D pooling / depthwise geometry for one channel plane.
+struct Window2D {
+  int64_t ih, iw, oh, ow;      // input and output plane sizes
+  int64_t kh, kw;              // kernel
+  int64_t sh, sw;              // strides
+  int64_t ph, pw;              // leading pads (top, left)
+  int64_t dh, dw;              // dilations
+};
+
+struct KernelTable {
+  const char* isa;
+  // GEMM micro-kernel: C[mr x nr] (+)= A_panel[k x mr]^T * B_panel[k x nr].
+  int gemm_mr, gemm_nr;
+  void (*gemm_ukernel)(int64_t k, const float* a_panel, const float* b_panel, float* c, int64_t ldc,
+                       bool accumulate);
+  void (*unary)(const Activation& act, const float* x, float* y, int64_t n);
+  // y[i] = a[i*sa] op b[i*sb]; sa/sb are 0 (broadcast scalar) or 1.
+  void (*binary)(BinaryKind op, const float* a, int64_t sa, const float* b, int64_t sb, float* y,
+                 int64_t n);
+  // y[i] = act(y[i] + bias): the epilogue of convolutions and GEMMs.
+  void (*bias_act)(float* y, int64_t n, float bias, const Activation& act);
+  void (*depthwise2d)(const Window2D& g, const float* x, const float* w, float bias, float* y);
+  void (*maxpool2d)(const Window2D& g, const float* x, float* y);
+  void (*avgpool2d)(const Window2D& g, const float* x, float* y, bool count_include_pad,
+                    int64_t pad_end_h, int64_t pad_end_w);
+};
+
+const KernelTable& active();      // the table for the active ISA
+const KernelTable& scalar_table();
+const KernelTable* avx2_table();   // null when not compiled in
+const KernelTable* avx512_table(); // null when not compiled in
+
+}  // namespace pycnn::kernels

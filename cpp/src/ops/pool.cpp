@@ -1,0 +1,135 @@
+// MaxPool (with optional Indices), AveragePool, GlobalAveragePool, GlobalMaxPool.
+#include <cmath>
+#include <limits>
+
+#include "core/parallel.h"
+#include "ops/common.h"
+#include "ops/op_list.h"
+#include "ops/window.h"
+
+namespace pycnn {
+namespace {
+
+std::vector<int64_t> spatial(const Shape& s) { return std::vector<int64_t>(s.begin() + 2, s.end()); }
+
+class PoolOp : public Op {
+ public:
+  PoolOp(const OpContext& c, bool is_max) : node_(c.node), attrs_(SpatialAttrs::parse(c.node)), is_max_(is_max) {
+    PYCNN_CHECK(!attrs_.kernel.empty(), ErrorCode::InvalidModel, "node '", node_.name, "' (", node_.op_type,
+                "): attribute 'kernel_shape' is required");
+    count_include_pad_ = c.attrs().get_int("count_include_pad", 0) != 0;
+    storage_order_ = c.attrs().get_int("storage_order", 0);
+  }
+  std::vector<TensorInfo> infer(const std::vector<TensorInfo>& in) override {
+    const Shape& x = in[0].shape;
+    PYCNN_CHECK(in[0].dtype == DType::f32, ErrorCode::Unsupported, "node '", node_.name, "' (", node_.op_type,
+                "): dtype ", dtype_name(in[0].dtype), " is not supported (float32 only)");
+    PYCNN_CHECK(x.size() >= 3, ErrorCode::InvalidArgument, "node '", node_.name, "' (", node_.op_type,
+                "): input must be (N, C, spatial...), got ", shape_str(x));
+    SpatialAttrs a = attrs_;
+    a.complete(int(x.size()) - 2, node_);
+    Shape out{x[0], x[1]};
+    for (int64_t d : a.output_sizes(spatial(x), node_, nullptr)) out.push_back(d);
+    return {TensorInfo{DType::f32, out}, TensorInfo{DType::i64, out}};
+  }
+  void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void*) override {
+    const Tensor& x = in[0];
+    SpatialAttrs a = attrs_;
+    a.complete(x.rank() - 2, node_);
+    std::vector<int64_t> pads;
+    const auto osz = a.output_sizes(spatial(x.shape), node_, &pads);
+    const kernels::Window2D g = make_window2d(spatial(x.shape), osz, a, pads);
+    const int64_t planes = x.shape[0] * x.shape[1], ip = g.ih * g.iw, op = g.oh * g.ow;
+    const auto& kt = kernels::active();
+    const float* xp = x.ptr<float>();
+    float* yp = out[0].ptr<float>();
+    const int64_t pad_end_h = a.rank == 1 ? 0 : pads[2 + 0], pad_end_w = a.rank == 1 ? pads[1] : pads[3];
+    int64_t* idx = out.size() > 1 ? out[1].ptr<int64_t>() : nullptr;
+    parallel_for(planes, [&](int64_t b, int64_t e) {
+      for (int64_t p = b; p < e; ++p) {
+        if (idx) max_with_indices(g, xp + p * ip, yp + p * op, idx + p * op, p * ip);
+        else if (is_max_) kt.maxpool2d(g, xp + p * ip, yp + p * op);
+        else kt.avgpool2d(g, xp + p * ip, yp + p * op, count_include_pad_, pad_end_h, pad_end_w);
+      }
+    });
+  }
+
+ private:
+  // Indices are flat offsets into X (row-major, or column-major within the
+  // plane when storage_order=1), as ONNX defines them.
+  void max_with_indices(const kernels::Window2D& g, const float* x, float* y, int64_t* idx, int64_t base) const {
+    for (int64_t oh = 0; oh < g.oh; ++oh)
+      for (int64_t ow = 0; ow < g.ow; ++ow) {
+        float best = -std::numeric_limits<float>::infinity();
+        int64_t at = -1;
+        for (int64_t i = 0; i < g.kh; ++i) {
+          const int64_t h = oh * g.sh - g.ph + i * g.dh;
+          if (h < 0 || h >= g.ih) continue;
+          for (int64_t j = 0; j < g.kw; ++j) {
+            const int64_t w = ow * g.sw - g.pw + j * g.dw;
+            if (w < 0 || w >= g.iw) continue;
+            if (at < 0 || x[h * g.iw + w] > best) {
+              best = x[h * g.iw + w];
+              at = storage_order_ ? w * g.ih + h : h * g.iw + w;
+            }
+          }
+        }
+        y[oh * g.ow + ow] = best;
+        idx[oh * g.ow + ow] = base + at;
+      }
+  }
+  Node node_;
+  SpatialAttrs attrs_;
+  bool is_max_;
+  bool count_include_pad_ = false;
+  int64_t storage_order_ = 0;
+};
+
+class GlobalPoolOp : public Op {
+ public:
+  GlobalPoolOp(const Node& node, bool is_max) : node_(node), is_max_(is_max) {}
+  std::vector<TensorInfo> infer(const std::vector<TensorInfo>& in) override {
+    const Shape& x = in[0].shape;
+    PYCNN_CHECK(in[0].dtype == DType::f32, ErrorCode::Unsupported, "node '", node_.name, "' (", node_.op_type,
+                "): dtype ", dtype_name(in[0].dtype), " is not supported (float32 only)");
+    PYCNN_CHECK(x.size() >= 2, ErrorCode::InvalidArgument, "node '", node_.name, "' (", node_.op_type,
+                "): input must be (N, C, ...), got ", shape_str(x));
+    Shape out(x.size(), 1);
+    out[0] = x[0];
+    out[1] = x[1];
+    return {TensorInfo{DType::f32, out}};
+  }
+  void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void*) override {
+    const Tensor& x = in[0];
+    const int64_t planes = x.shape[0] * x.shape[1], n = x.numel() / std::max<int64_t>(planes, 1);
+    const float* xp = x.ptr<float>();
+    float* yp = out[0].ptr<float>();
+    parallel_for(planes, [&](int64_t b, int64_t e) {
+      for (int64_t p = b; p < e; ++p) {
+        const float* s = xp + p * n;
+        if (is_max_) {
+          float m = -std::numeric_limits<float>::infinity();
+          for (int64_t i = 0; i < n; ++i) m = s[i] > m ? s[i] : m;
+          yp[p] = m;
+        } else {
+          double acc = 0;
+          for (int64_t i = 0; i < n; ++i) acc += s[i];
+          yp[p] = float(acc / double(n));
+        }
+      }
+    });
+  }
+
+ private:
+  Node node_;
+  bool is_max_;
+};
+
+}  // namespace
+
+std::unique_ptr<Op> make_max_pool(const OpContext& c) { return std::make_unique<PoolOp>(c, true); }
+std::unique_ptr<Op> make_average_pool(const OpContext& c) { return std::make_unique<PoolOp>(c, false); }
+std::unique_ptr<Op> make_global_average_pool(const OpContext& c) { return std::make_unique<GlobalPoolOp>(c.node, false); }
+std::unique_ptr<Op> make_global_max_pool(const OpContext& c) { return std::make_unique<GlobalPoolOp>(c.node, true); }
+
+}  // namespace pycnn

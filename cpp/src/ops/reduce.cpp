@@ -1,0 +1,148 @@
+// Softmax / LogSoftmax and ReduceMean / ReduceSum / ReduceMax.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/parallel.h"
+#include "ops/common.h"
+#include "ops/op_list.h"
+
+namespace pycnn {
+namespace {
+
+std::string where(const Node& n) { return "node '" + n.name + "' (" + n.op_type + ")"; }
+
+class SoftmaxOp : public Op {
+ public:
+  SoftmaxOp(const OpContext& c, bool log) : node_(c.node), log_(log) {
+    legacy_ = c.node.opset < 13;  // before opset 13: flatten to 2-D at axis
+    axis_ = c.attrs().get_int("axis", legacy_ ? 1 : -1);
+  }
+  std::vector<TensorInfo> infer(const std::vector<TensorInfo>& in) override {
+    PYCNN_CHECK(in[0].dtype == DType::f32, ErrorCode::Unsupported, where(node_), ": only float32 is supported");
+    normalize_axis(axis_, int64_t(in[0].shape.size()), node_);
+    return {TensorInfo{DType::f32, in[0].shape}};
+  }
+  void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void*) override {
+    const Shape& s = in[0].shape;
+    const int64_t axis = s.empty() ? 0 : normalize_axis(axis_, int64_t(s.size()), node_);
+    int64_t outer = 1, len = 1, inner = 1;
+    for (int64_t i = 0; i < int64_t(s.size()); ++i) {
+      if (i < axis) outer *= s[i];
+      else if (i == axis || legacy_) len *= s[i];
+      else inner *= s[i];
+    }
+    const float* x = in[0].ptr<float>();
+    float* y = out[0].ptr<float>();
+    parallel_for(outer * inner, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t base = (r / inner) * len * inner + r % inner;
+        float m = -std::numeric_limits<float>::infinity();
+        for (int64_t i = 0; i < len; ++i) m = std::max(m, x[base + i * inner]);
+        double sum = 0;
+        for (int64_t i = 0; i < len; ++i) sum += std::exp(double(x[base + i * inner] - m));
+        const double ls = std::log(sum);
+        for (int64_t i = 0; i < len; ++i) {
+          const double v = double(x[base + i * inner] - m);
+          y[base + i * inner] = float(log_ ? v - ls : std::exp(v - ls));
+        }
+      }
+    });
+  }
+
+ private:
+  Node node_;
+  bool log_, legacy_;
+  int64_t axis_;
+};
+
+enum class Reduce { Mean, Sum, Max };
+
+class ReduceOp : public Op {
+ public:
+  ReduceOp(const OpContext& c, Reduce kind) : node_(c.node), kind_(kind) {
+    keepdims_ = c.attrs().get_int("keepdims", 1) != 0;
+    noop_empty_ = c.attrs().get_int("noop_with_empty_axes", 0) != 0;
+    attr_axes_ = c.attrs().get_ints("axes");
+  }
+  // Which dims are reduced, from the attribute or the (known) axes input.
+  std::vector<bool> reduced(const std::vector<TensorInfo>& in) const {
+    const int64_t r = int64_t(in[0].shape.size());
+    std::vector<int64_t> axes = attr_axes_;
+    if (in.size() > 1 && in[1].present) {
+      PYCNN_CHECK(in[1].value, ErrorCode::Unsupported, where(node_),
+                  ": axes must be a constant or computable from shapes (it comes from data computed at run time)");
+      axes = in[1].value->as_ints();
+    }
+    std::vector<bool> red(size_t(r), axes.empty() && !noop_empty_);
+    for (int64_t a : axes) red[size_t(normalize_axis(a, r, node_))] = true;
+    return red;
+  }
+  std::vector<TensorInfo> infer(const std::vector<TensorInfo>& in) override {
+    const DType t = in[0].dtype;
+    PYCNN_CHECK(t == DType::f32 || t == DType::i64 || t == DType::i32 || t == DType::f64, ErrorCode::Unsupported,
+                where(node_), ": dtype ", dtype_name(t), " is not supported");
+    const auto red = reduced(in);
+    Shape out;
+    for (size_t i = 0; i < red.size(); ++i)
+      if (!red[i]) out.push_back(in[0].shape[i]);
+      else if (keepdims_) out.push_back(1);
+    for (size_t i = 0; i < red.size(); ++i)
+      PYCNN_CHECK(!red[i] || in[0].shape[i] > 0 || kind_ != Reduce::Max, ErrorCode::InvalidArgument, where(node_),
+                  ": cannot take the max over an empty dimension");
+    return {TensorInfo{t, out}};
+  }
+  void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void*) override {
+    std::vector<TensorInfo> info{TensorInfo{in[0].dtype, in[0].shape}};
+    if (in.size() > 1) info.push_back(TensorInfo{in[1].dtype, in[1].shape, in[1].data ? &in[1] : nullptr, in[1].data != nullptr});
+    const auto red = reduced(info);
+    PYCNN_DISPATCH_NUMERIC(in[0].dtype, T, node_, reduce_typed<T>(in[0], red, out[0]));
+  }
+
+ private:
+  template <class T>
+  void reduce_typed(const Tensor& x, const std::vector<bool>& red, Tensor& y) const {
+    const Shape& s = x.shape;
+    const int64_t r = int64_t(s.size()), n_out = y.numel();
+    // Output strides for each input dim (0 for reduced dims).
+    std::vector<int64_t> ostride(size_t(r), 0);
+    int64_t st = 1, count = 1;
+    for (int64_t i = r - 1; i >= 0; --i) {
+      if (red[size_t(i)]) { count *= s[size_t(i)]; continue; }
+      ostride[size_t(i)] = st;
+      st *= s[size_t(i)];
+    }
+    std::vector<double> acc(size_t(n_out), kind_ == Reduce::Max ? -std::numeric_limits<double>::infinity() : 0.0);
+    std::vector<int64_t> idx(size_t(r), 0);
+    const T* xp = x.ptr<T>();
+    int64_t o = 0;
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      const double v = double(xp[i]);
+      if (kind_ == Reduce::Max) acc[size_t(o)] = (v > acc[size_t(o)] || v != v) ? v : acc[size_t(o)];
+      else acc[size_t(o)] += v;
+      for (int64_t d = r - 1; d >= 0; --d) {  // advance the multi-index, tracking the output offset
+        o += ostride[size_t(d)];
+        if (++idx[size_t(d)] < s[size_t(d)]) break;
+        o -= ostride[size_t(d)] * s[size_t(d)];
+        idx[size_t(d)] = 0;
+      }
+    }
+    T* yp = y.ptr<T>();
+    for (int64_t i = 0; i < n_out; ++i)
+      yp[i] = T(kind_ == Reduce::Mean ? acc[size_t(i)] / double(std::max<int64_t>(count, 1)) : acc[size_t(i)]);
+  }
+  Node node_;
+  Reduce kind_;
+  bool keepdims_, noop_empty_;
+  std::vector<int64_t> attr_axes_;
+};
+
+}  // namespace
+
+std::unique_ptr<Op> make_softmax(const OpContext& c) { return std::make_unique<SoftmaxOp>(c, false); }
+std::unique_ptr<Op> make_log_softmax(const OpContext& c) { return std::make_unique<SoftmaxOp>(c, true); }
+std::unique_ptr<Op> make_reduce_mean(const OpContext& c) { return std::make_unique<ReduceOp>(c, Reduce::Mean); }
+std::unique_ptr<Op> make_reduce_sum(const OpContext& c) { return std::make_unique<ReduceOp>(c, Reduce::Sum); }
+std::unique_ptr<Op> make_reduce_max(const OpContext& c) { return std::make_unique<ReduceOp>(c, Reduce::Max); }
+
+}  // namespace pycnn

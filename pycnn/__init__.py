@@ -1,0 +1,34 @@
+"""pycnn: a compiled CPU inference engine for convolutional neural networks.
+
+    import numpy as np, pycnn
+    sess = pycnn.InferenceSession("model.onnx")
+    x = np.random.rand(1, 3, 224, 224).astype(np.float32)
+    (logits,) = sess.run(None, {sess.get_inputs()[0].name: x})
+"""
+from . import _core
+from .errors import EngineError, InvalidArgumentError, InvalidModelError, PycnnError, UnsupportedModelError
+from .session import GraphOptimizationLevel, InferenceSession, SessionOptions
+
+__version__ = "0.1.0"
+
+active_isa = _core.active_isa
+available_isas = _core.available_isas
+set_isa = _core.set_isa
+default_num_threads = _core.default_num_threads
+
+
+def supported_ops():
+    """The ONNX operators pycnn implements (plus Constant, folded at load)."""
+    return sorted(set(_core.registered_ops()) | {"Constant"})
+
+
+def get_available_providers():
+    """ONNX Runtime-compatible: pycnn runs on the CPU."""
+    return ["CPUExecutionProvider"]
+
+
+__all__ = [
+    "InferenceSession", "SessionOptions", "GraphOptimizationLevel", "PycnnError", "UnsupportedModelError",
+    "InvalidModelError", "InvalidArgumentError", "EngineError", "active_isa", "available_isas", "set_isa",
+    "default_num_threads", "supported_ops", "get_available_providers",
+]
