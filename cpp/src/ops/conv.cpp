@@ -17,6 +17,8 @@ using kernels::KernelTable;
 
 std::vector<int64_t> spatial(const Shape& s) { return std::vector<int64_t>(s.begin() + 2, s.end()); }
 
+int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+
 std::string where(const Node& n) { return "node '" + n.name + "' (" + n.op_type + ")"; }
 
 class ConvOp : public Op {
@@ -170,10 +172,10 @@ class ConvTransposeOp : public Op {
       const int64_t full = a.strides[i] * (x[2 + i] - 1) + op[i] + ek;
       if (!output_shape_.empty()) {
         const int64_t want = output_shape_[output_shape_.size() - r + i];
-        const int64_t total = full - want;
-        PYCNN_CHECK(total >= 0, ErrorCode::InvalidArgument, where(node_), ": output_shape ", want, " is larger than ", full);
-        const bool lower = a.auto_pad == "SAME_LOWER";
-        pads[i] = lower ? total - total / 2 : total / 2;
+        // As the spec's reference: SAME_UPPER puts the smaller half first;
+        // a negative total (output_shape larger than the natural size) extends the end.
+        const int64_t total = full - want, half = floor_div(total, 2);
+        pads[i] = a.auto_pad == "SAME_UPPER" ? half : total - half;
         pads[i + r] = total - pads[i];
         out[i] = want;
       } else if (a.auto_pad == "SAME_UPPER" || a.auto_pad == "SAME_LOWER") {

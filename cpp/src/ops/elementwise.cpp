@@ -181,6 +181,9 @@ class BinaryOp : public Op {
   std::vector<TensorInfo> infer(const std::vector<TensorInfo>& in) override {
     PYCNN_CHECK(!in.empty(), ErrorCode::InvalidModel, "node '", node_.name, "' (", node_.op_type, ") has no inputs");
     Shape s = in[0].shape;
+    if (in.size() == 2 && op_ == BinaryKind::PRelu && node_.opset < 7 && in[1].shape.size() == 1 &&
+        in[0].shape.size() >= 2 && in[1].shape[0] == in[0].shape[1])
+      return {TensorInfo{in[0].dtype, in[0].shape}};  // legacy per-channel slope
     for (size_t i = 1; i < in.size(); ++i) {
       const bool mixed_ok = op_ == BinaryKind::Pow;
       PYCNN_CHECK(in[i].dtype == in[0].dtype || mixed_ok, ErrorCode::InvalidArgument, "node '", node_.name, "' (",
@@ -200,7 +203,14 @@ class BinaryOp : public Op {
       std::memcpy(y.data, in[0].data, y.nbytes());
       return;
     }
-    binary_broadcast(op_, in[0], in[1], y, node_);
+    if (legacy_channel_slope(in)) {
+      Tensor slope = in[1];
+      slope.shape = Shape{in[1].numel()};
+      slope.shape.resize(size_t(in[0].rank() - 1), 1);
+      binary_broadcast(op_, in[0], slope, y, node_);
+    } else {
+      binary_broadcast(op_, in[0], in[1], y, node_);
+    }
     for (size_t i = 2; i < in.size(); ++i) binary_broadcast(op_, y, in[i], y, node_);
     if (mean_) {
       PYCNN_DISPATCH_NUMERIC(y.dtype, T, node_, {
@@ -211,6 +221,10 @@ class BinaryOp : public Op {
   }
 
  private:
+  bool legacy_channel_slope(const std::vector<Tensor>& in) const {
+    return op_ == BinaryKind::PRelu && node_.opset < 7 && in[1].rank() == 1 && in[0].rank() >= 2 &&
+           in[1].shape[0] == in[0].shape[1];
+  }
   Node node_;
   BinaryKind op_;
   bool mean_;

@@ -65,6 +65,7 @@ class ReduceOp : public Op {
     noop_empty_ = c.attrs().get_int("noop_with_empty_axes", 0) != 0;
     attr_axes_ = c.attrs().get_ints("axes");
   }
+  std::vector<int> value_inputs() const override { return {1}; }
   // Which dims are reduced, from the attribute or the (known) axes input.
   std::vector<bool> reduced(const std::vector<TensorInfo>& in) const {
     const int64_t r = int64_t(in[0].shape.size());
@@ -80,23 +81,22 @@ class ReduceOp : public Op {
   }
   std::vector<TensorInfo> infer(const std::vector<TensorInfo>& in) override {
     const DType t = in[0].dtype;
-    PYCNN_CHECK(t == DType::f32 || t == DType::i64 || t == DType::i32 || t == DType::f64, ErrorCode::Unsupported,
+    const bool bytes_ok = kind_ == Reduce::Max && (t == DType::u8 || t == DType::i8 || t == DType::boolean);
+    PYCNN_CHECK(t == DType::f32 || t == DType::i64 || t == DType::i32 || t == DType::f64 || bytes_ok, ErrorCode::Unsupported,
                 where(node_), ": dtype ", dtype_name(t), " is not supported");
     const auto red = reduced(in);
     Shape out;
     for (size_t i = 0; i < red.size(); ++i)
       if (!red[i]) out.push_back(in[0].shape[i]);
       else if (keepdims_) out.push_back(1);
-    for (size_t i = 0; i < red.size(); ++i)
-      PYCNN_CHECK(!red[i] || in[0].shape[i] > 0 || kind_ != Reduce::Max, ErrorCode::InvalidArgument, where(node_),
-                  ": cannot take the max over an empty dimension");
     return {TensorInfo{t, out}};
   }
   void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void*) override {
     std::vector<TensorInfo> info{TensorInfo{in[0].dtype, in[0].shape}};
     if (in.size() > 1) info.push_back(TensorInfo{in[1].dtype, in[1].shape, in[1].data ? &in[1] : nullptr, in[1].data != nullptr});
     const auto red = reduced(info);
-    PYCNN_DISPATCH_NUMERIC(in[0].dtype, T, node_, reduce_typed<T>(in[0], red, out[0]));
+    const DType t = in[0].dtype == DType::boolean ? DType::u8 : in[0].dtype;  // max of bools is their any()
+    PYCNN_DISPATCH_NUMERIC(t, T, node_, reduce_typed<T>(in[0], red, out[0]));
   }
 
  private:
@@ -128,8 +128,13 @@ class ReduceOp : public Op {
       }
     }
     T* yp = y.ptr<T>();
-    for (int64_t i = 0; i < n_out; ++i)
-      yp[i] = T(kind_ == Reduce::Mean ? acc[size_t(i)] / double(std::max<int64_t>(count, 1)) : acc[size_t(i)]);
+    for (int64_t i = 0; i < n_out; ++i) {
+      double v = kind_ == Reduce::Mean ? acc[size_t(i)] / double(count) : acc[size_t(i)];
+      if constexpr (std::is_integral_v<T>) {  // the max of nothing is the type's lowest value
+        if (std::isinf(v)) v = double(std::numeric_limits<T>::lowest());
+      }
+      yp[i] = T(v);
+    }
   }
   Node node_;
   Reduce kind_;

@@ -119,7 +119,10 @@ class ResizeOp : public Op {
       return center * (1 - adj) + (x + 0.5) / scale - 0.5;
     }
     if (coord_ == "pytorch_half_pixel") return out > 1 ? (x + 0.5) / scale - 0.5 : 0.0;
-    if (coord_ == "align_corners") return out == 1 ? 0.0 : x * double(in - 1) / double(out - 1);
+    if (coord_ == "align_corners") {  // the spec's resized length is in * scale, unrounded
+      const double len = scale * double(in);
+      return out == 1 || len <= 1.0 ? 0.0 : x * double(in - 1) / (len - 1.0);
+    }
     if (coord_ == "tf_half_pixel_for_nn") return (x + 0.5) / scale;
     if (coord_ == "tf_crop_and_resize")
       return out > 1 ? r0 * double(in - 1) + x * (r1 - r0) * double(in - 1) / double(out - 1) : 0.5 * (r0 + r1) * double(in - 1);

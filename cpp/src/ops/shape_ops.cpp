@@ -663,7 +663,7 @@ class DepthSpaceOp : public Op {
     } else {
       const int64_t C = x[1], H = x[2] / b, W = x[3] / b;
       view = {N, C, H, b, W, b};
-      perm = {0, 3, 5, 1, 2, 4};
+      perm = crd_ ? Shape{0, 1, 3, 5, 2, 4} : Shape{0, 3, 5, 1, 2, 4};
     }
     const auto cs = contiguous_strides(view);
     Shape oshape;
