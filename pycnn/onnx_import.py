@@ -77,6 +77,9 @@ def _opsets(model: onnx.ModelProto) -> dict:
     opsets = {imp.domain or "": imp.version for imp in model.opset_import}
     if "" not in opsets and "ai.onnx" in opsets:
         opsets[""] = opsets["ai.onnx"]
+    if "" not in opsets and any(n.domain in DEFAULT_DOMAINS for n in model.graph.node):
+        raise InvalidModelError("the model has no opset_import for the default ONNX domain, so its operators' "
+                                "versions are unknown (truncated or hand-built file?)")
     known = onnx.defs.onnx_opset_version()
     if opsets.get("", 0) > known:
         raise UnsupportedModelError(f"the model uses ONNX opset {opsets['']}, newer than the installed onnx package "

@@ -181,9 +181,13 @@ PYBIND11_MODULE(_core, m) {
            [](Session& s, const std::vector<std::string>& names, const py::list& arrays, const std::vector<std::string>& outs) {
              std::vector<py::array> keep;
              std::vector<Tensor> feeds;
-             for (auto a : arrays) {
-               keep.push_back(contiguous(a));
-               feeds.push_back(view_of(keep.back()));
+             for (size_t i = 0; i < names.size() && i < arrays.size(); ++i) {
+               keep.push_back(contiguous(arrays[i]));
+               try {
+                 feeds.push_back(view_of(keep.back()));
+               } catch (const Error& e) {
+                 throw Error(e.code(), "input '" + names[i] + "': " + e.what());
+               }
              }
              std::vector<Tensor> result;
              {

@@ -55,7 +55,7 @@ class ConvOp : public Op {
   size_t scratch_bytes(const std::vector<TensorInfo>& in) override {
     const Shape &x = in[0].shape, &w = in[1].shape, y = infer(in)[0].shape;
     if (is_depthwise(x, w)) return 0;
-    const int64_t K = shape_numel(w) / w[0], N = shape_numel(y) / (y[0] * y[1]);
+    const int64_t K = shape_numel(w) / std::max<int64_t>(w[0], 1), N = shape_numel(spatial(y));
     size_t floats = kernels::packed_b_floats(K, N, kt_->gemm_nr);
     if (packed_w_.empty()) floats += kernels::packed_a_floats(w[0] / group_, K, kt_->gemm_mr) * group_;
     return floats * sizeof(float) + 64;
@@ -208,7 +208,7 @@ class ConvTransposeOp : public Op {
 
   size_t scratch_bytes(const std::vector<TensorInfo>& in) override {
     const Shape &x = in[0].shape, &w = in[1].shape;
-    const int64_t Cg = x[1] / group_, MK = shape_numel(w) / x[1], HW = shape_numel(x) / (x[0] * x[1]);
+    const int64_t Cg = x[1] / group_, MK = shape_numel(w) / std::max<int64_t>(x[1], 1), HW = shape_numel(spatial(x));
     size_t floats = kernels::packed_a_floats(MK, Cg, kt_->gemm_mr) + kernels::packed_b_floats(Cg, HW, kt_->gemm_nr) +
                     size_t(MK * HW);
     return floats * sizeof(float) + 3 * 64;

@@ -75,7 +75,11 @@ void Session::Impl::create_ops() {
     try {
       ops.push_back((*make)(OpContext{n, graph}));
     } catch (const Error& e) {
-      issues.push_back({n.name, n.op_type, e.what(), n.opset});
+      // Op messages start with "node 'name' (op): "; the list already says that.
+      std::string reason = e.what();
+      const std::string prefix = "node '" + n.name + "' (" + n.op_type + "): ";
+      if (reason.rfind(prefix, 0) == 0) reason = reason.substr(prefix.size());
+      issues.push_back({n.name, n.op_type, reason, n.opset});
       ops.emplace_back();
     }
   }
