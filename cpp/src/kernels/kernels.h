@@ -8,7 +8,7 @@ namespace pycnn::kernels {
 
 enum class UnaryKind {
   Identity, Relu, LeakyRelu, Clip, Elu, Selu, Sigmoid, HardSigmoid, HardSwish, SiLU, Tanh,
-  Softplus, Softsign, Erf, GeluErf, GeluTanh, Sqrt, Exp, Log, Neg, Abs,
+  Softplus, Softsign, Erf, GeluErf, GeluTanh, Sqrt, Exp, Log, Neg, Abs, Reciprocal, Floor, Ceil, Round, Sign,
 };
 
 // An element-wise function with up to two parameters (alpha, beta / min, max).

@@ -39,7 +39,7 @@ class UnaryOp : public Op {
  private:
   void check_dtype(DType t) const {
     if (t == DType::f32) return;
-    const bool ok = (act_.kind == UnaryKind::Identity || act_.kind == UnaryKind::Neg ||
+    const bool ok = (act_.kind == UnaryKind::Identity || act_.kind == UnaryKind::Neg || act_.kind == UnaryKind::Sign ||
                      act_.kind == UnaryKind::Abs || act_.kind == UnaryKind::Relu) ||
                     t == DType::f64;
     PYCNN_CHECK(ok && t != DType::boolean, ErrorCode::Unsupported, "node '", node_.name, "' (", node_.op_type,
@@ -54,6 +54,7 @@ class UnaryOp : public Op {
         case UnaryKind::Neg: r = -v; break;
         case UnaryKind::Abs: r = std::fabs(v); break;
         case UnaryKind::Relu: r = v > 0 ? v : 0; break;
+        case UnaryKind::Sign: r = double((v > 0) - (v < 0)); break;
         case UnaryKind::Identity: r = v; break;
         default: {  // f64: compute in float32, as stated for every non-float32 path
           float f = float(v);
@@ -94,6 +95,11 @@ Activation activation_for(const Node& node) {
   else if (t == "Log") act.kind = UnaryKind::Log;
   else if (t == "Neg") act.kind = UnaryKind::Neg;
   else if (t == "Abs") act.kind = UnaryKind::Abs;
+  else if (t == "Reciprocal") act.kind = UnaryKind::Reciprocal;
+  else if (t == "Floor") act.kind = UnaryKind::Floor;
+  else if (t == "Ceil") act.kind = UnaryKind::Ceil;
+  else if (t == "Round") act.kind = UnaryKind::Round;
+  else if (t == "Sign") act.kind = UnaryKind::Sign;
   return act;  // Identity, Dropout
 }
 
@@ -280,26 +286,31 @@ void cast_loop(const From* x, To* y, int64_t n) {
   }
 }
 
+// Cast (to a fixed dtype) and CastLike (to the dtype of input 1).
 class CastOp : public Op {
  public:
-  CastOp(const Node& node, DType to) : node_(node), to_(to) {}
-  std::vector<TensorInfo> infer(const std::vector<TensorInfo>& in) override { return {TensorInfo{to_, in[0].shape}}; }
+  CastOp(const Node& node, DType to, bool like) : node_(node), to_(to), like_(like) {}
+  std::vector<TensorInfo> infer(const std::vector<TensorInfo>& in) override {
+    return {TensorInfo{like_ ? in[1].dtype : to_, in[0].shape}};
+  }
   void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void*) override {
     const int64_t n = in[0].numel();
-    if (to_ == DType::boolean) {
+    const DType to = out[0].dtype;
+    if (to == DType::boolean) {
       uint8_t* y = out[0].ptr<uint8_t>();
       for (int64_t i = 0; i < n; ++i) y[i] = load_as_double(in[0], i) != 0.0;
       return;
     }
     auto from = in[0].dtype == DType::boolean ? DType::u8 : in[0].dtype;
     PYCNN_DISPATCH_NUMERIC(from, F, node_, {
-      PYCNN_DISPATCH_NUMERIC(to_, Tt, node_, cast_loop<F, Tt>(in[0].ptr<F>(), out[0].ptr<Tt>(), n));
+      PYCNN_DISPATCH_NUMERIC(to, Tt, node_, cast_loop<F, Tt>(in[0].ptr<F>(), out[0].ptr<Tt>(), n));
     });
   }
 
  private:
   Node node_;
   DType to_;
+  bool like_;
 };
 
 // ONNX TensorProto.DataType codes.
@@ -337,8 +348,9 @@ std::unique_ptr<Op> make_binary(const OpContext& c) {
 std::unique_ptr<Op> make_clip(const OpContext& c) { return std::make_unique<ClipOp>(c); }
 
 std::unique_ptr<Op> make_cast(const OpContext& c) {
+  if (c.node.op_type == "CastLike") return std::make_unique<CastOp>(c.node, DType::f32, true);
   PYCNN_CHECK(c.attrs().has("to"), ErrorCode::InvalidModel, "node '", c.node.name, "' (Cast): attribute 'to' is required");
-  return std::make_unique<CastOp>(c.node, onnx_dtype(c.attrs().get_int("to", 1), c.node));
+  return std::make_unique<CastOp>(c.node, onnx_dtype(c.attrs().get_int("to", 1), c.node), false);
 }
 
 DType dtype_from_onnx(int64_t code, const Node& node) { return onnx_dtype(code, node); }

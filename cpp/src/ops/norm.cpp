@@ -104,8 +104,9 @@ class InstanceNormOp : public Op {
       for (int64_t p = s; p < e; ++p) {
         float m, r;
         moments(x + p * n, n, eps_, m, r);
-        const float a = scale[p % C] * r, b = bias[p % C] - m * a;
-        for (int64_t i = 0; i < n; ++i) y[p * n + i] = x[p * n + i] * a + b;
+        // (x - mean) first: with a tiny variance, x * a and mean * a are huge and cancel.
+        const float a = scale[p % C] * r, b = bias[p % C];
+        for (int64_t i = 0; i < n; ++i) y[p * n + i] = (x[p * n + i] - m) * a + b;
       }
     });
   }
@@ -215,10 +216,10 @@ class GroupNormOp : public Op {
         moments(xp + gi * n, n, eps_, m, inv);
         for (int64_t c = 0; c < cg; ++c) {
           const int64_t ch = g * cg + c, pi = per_channel ? ch : g;
-          const float a = scale[pi] * inv, b = bias[pi] - m * a;
+          const float a = scale[pi] * inv, b = bias[pi];
           const float* xs = xp + gi * n + c * plane;
           float* ys = yp + gi * n + c * plane;
-          for (int64_t i = 0; i < plane; ++i) ys[i] = xs[i] * a + b;
+          for (int64_t i = 0; i < plane; ++i) ys[i] = (xs[i] - m) * a + b;
         }
       }
     });

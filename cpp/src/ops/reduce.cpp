@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 
 #include "core/parallel.h"
 #include "ops/common.h"
@@ -56,7 +57,7 @@ class SoftmaxOp : public Op {
   int64_t axis_;
 };
 
-enum class Reduce { Mean, Sum, Max };
+enum class Reduce { Mean, Sum, Max, Min, Prod, L1, L2, SumSquare, LogSum, LogSumExp };
 
 class ReduceOp : public Op {
  public:
@@ -81,7 +82,7 @@ class ReduceOp : public Op {
   }
   std::vector<TensorInfo> infer(const std::vector<TensorInfo>& in) override {
     const DType t = in[0].dtype;
-    const bool bytes_ok = kind_ == Reduce::Max && (t == DType::u8 || t == DType::i8 || t == DType::boolean);
+    const bool bytes_ok = (kind_ == Reduce::Max || kind_ == Reduce::Min) && (t == DType::u8 || t == DType::i8 || t == DType::boolean);
     PYCNN_CHECK(t == DType::f32 || t == DType::i64 || t == DType::i32 || t == DType::f64 || bytes_ok, ErrorCode::Unsupported,
                 where(node_), ": dtype ", dtype_name(t), " is not supported");
     const auto red = reduced(in);
@@ -112,14 +113,24 @@ class ReduceOp : public Op {
       ostride[size_t(i)] = st;
       st *= s[size_t(i)];
     }
-    std::vector<double> acc(size_t(n_out), kind_ == Reduce::Max ? -std::numeric_limits<double>::infinity() : 0.0);
+    const double inf = std::numeric_limits<double>::infinity();
+    const double init = kind_ == Reduce::Max ? -inf : kind_ == Reduce::Min ? inf : kind_ == Reduce::Prod ? 1.0 : 0.0;
+    std::vector<double> acc(size_t(n_out), init);
     std::vector<int64_t> idx(size_t(r), 0);
     const T* xp = x.ptr<T>();
     int64_t o = 0;
     for (int64_t i = 0; i < x.numel(); ++i) {
       const double v = double(xp[i]);
-      if (kind_ == Reduce::Max) acc[size_t(o)] = (v > acc[size_t(o)] || v != v) ? v : acc[size_t(o)];
-      else acc[size_t(o)] += v;
+      double& a = acc[size_t(o)];
+      switch (kind_) {
+        case Reduce::Max: a = (v > a || v != v) ? v : a; break;
+        case Reduce::Min: a = (v < a || v != v) ? v : a; break;
+        case Reduce::Prod: a *= v; break;
+        case Reduce::L1: a += std::fabs(v); break;
+        case Reduce::L2: case Reduce::SumSquare: a += v * v; break;
+        case Reduce::LogSumExp: a += std::exp(v); break;
+        default: a += v;
+      }
       for (int64_t d = r - 1; d >= 0; --d) {  // advance the multi-index, tracking the output offset
         o += ostride[size_t(d)];
         if (++idx[size_t(d)] < s[size_t(d)]) break;
@@ -129,9 +140,12 @@ class ReduceOp : public Op {
     }
     T* yp = y.ptr<T>();
     for (int64_t i = 0; i < n_out; ++i) {
-      double v = kind_ == Reduce::Mean ? acc[size_t(i)] / double(count) : acc[size_t(i)];
-      if constexpr (std::is_integral_v<T>) {  // the max of nothing is the type's lowest value
-        if (std::isinf(v)) v = double(std::numeric_limits<T>::lowest());
+      double v = acc[size_t(i)];
+      if (kind_ == Reduce::Mean) v /= double(count);
+      else if (kind_ == Reduce::L2) v = std::sqrt(v);
+      else if (kind_ == Reduce::LogSum || kind_ == Reduce::LogSumExp) v = std::log(v);
+      if constexpr (std::is_integral_v<T>) {  // the max (min) of nothing is the type's lowest (highest) value
+        if (std::isinf(v)) v = v < 0 ? double(std::numeric_limits<T>::lowest()) : double(std::numeric_limits<T>::max());
       }
       yp[i] = T(v);
     }
@@ -142,12 +156,64 @@ class ReduceOp : public Op {
   std::vector<int64_t> attr_axes_;
 };
 
+class ArgOp : public Op {
+ public:
+  ArgOp(const OpContext& c, bool is_max) : node_(c.node), is_max_(is_max) {
+    axis_ = c.attrs().get_int("axis", 0);
+    keepdims_ = c.attrs().get_int("keepdims", 1) != 0;
+    last_ = c.attrs().get_int("select_last_index", 0) != 0;
+  }
+  std::vector<TensorInfo> infer(const std::vector<TensorInfo>& in) override {
+    const Shape& x = in[0].shape;
+    const int64_t a = normalize_axis(axis_, int64_t(x.size()), node_);
+    PYCNN_CHECK(x[size_t(a)] > 0, ErrorCode::InvalidArgument, where(node_), ": axis ", a, " of ", shape_str(x), " is empty");
+    Shape out;
+    for (size_t i = 0; i < x.size(); ++i)
+      if (int64_t(i) != a) out.push_back(x[i]);
+      else if (keepdims_) out.push_back(1);
+    return {TensorInfo{DType::i64, out}};
+  }
+  void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void*) override {
+    const Shape& x = in[0].shape;
+    const int64_t a = normalize_axis(axis_, int64_t(x.size()), node_), len = x[size_t(a)];
+    const int64_t outer = shape_numel(Shape(x.begin(), x.begin() + a)), inner = shape_numel(Shape(x.begin() + a + 1, x.end()));
+    int64_t* y = out[0].ptr<int64_t>();
+    const DType t = in[0].dtype == DType::boolean ? DType::u8 : in[0].dtype;
+    PYCNN_DISPATCH_NUMERIC(t, T, node_, {
+      const T* xp = in[0].ptr<T>();
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t i = 0; i < inner; ++i) {
+          const T* s = xp + o * len * inner + i;
+          int64_t best = 0;
+          for (int64_t k = 1; k < len; ++k) {
+            const T v = s[k * inner], b = s[best * inner];
+            const bool better = is_max_ ? (last_ ? v >= b : v > b) : (last_ ? v <= b : v < b);
+            if (better) best = k;
+          }
+          y[o * inner + i] = best;
+        }
+    });
+  }
+
+ private:
+  Node node_;
+  bool is_max_, keepdims_ = true, last_ = false;
+  int64_t axis_ = 0;
+};
+
 }  // namespace
+
+std::unique_ptr<Op> make_arg_max(const OpContext& c) { return std::make_unique<ArgOp>(c, true); }
+std::unique_ptr<Op> make_arg_min(const OpContext& c) { return std::make_unique<ArgOp>(c, false); }
+std::unique_ptr<Op> make_reduce(const OpContext& c) {
+  static const std::map<std::string, Reduce> kinds = {
+      {"ReduceMean", Reduce::Mean}, {"ReduceSum", Reduce::Sum}, {"ReduceMax", Reduce::Max},
+      {"ReduceMin", Reduce::Min}, {"ReduceProd", Reduce::Prod}, {"ReduceL1", Reduce::L1}, {"ReduceL2", Reduce::L2},
+      {"ReduceSumSquare", Reduce::SumSquare}, {"ReduceLogSum", Reduce::LogSum}, {"ReduceLogSumExp", Reduce::LogSumExp}};
+  return std::make_unique<ReduceOp>(c, kinds.at(c.node.op_type));
+}
 
 std::unique_ptr<Op> make_softmax(const OpContext& c) { return std::make_unique<SoftmaxOp>(c, false); }
 std::unique_ptr<Op> make_log_softmax(const OpContext& c) { return std::make_unique<SoftmaxOp>(c, true); }
-std::unique_ptr<Op> make_reduce_mean(const OpContext& c) { return std::make_unique<ReduceOp>(c, Reduce::Mean); }
-std::unique_ptr<Op> make_reduce_sum(const OpContext& c) { return std::make_unique<ReduceOp>(c, Reduce::Sum); }
-std::unique_ptr<Op> make_reduce_max(const OpContext& c) { return std::make_unique<ReduceOp>(c, Reduce::Max); }
 
 }  // namespace pycnn
