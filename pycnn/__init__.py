@@ -5,7 +5,15 @@
     x = np.random.rand(1, 3, 224, 224).astype(np.float32)
     (logits,) = sess.run(None, {sess.get_inputs()[0].name: x})
 """
-from . import _core
+try:
+    from . import _core
+except ImportError as e:  # a source checkout without the compiled modules
+    import os as _os
+
+    raise ImportError(
+        f"pycnn's compiled module could not be imported from {_os.path.dirname(__file__)} ({e}). "
+        "If that is a source checkout, build it first (pip install . or pip install -e .) and run "
+        "Python from another directory so the installed package is found.") from e
 from .errors import EngineError, InvalidArgumentError, InvalidModelError, PycnnError, UnsupportedModelError
 from .session import GraphOptimizationLevel, InferenceSession, SessionOptions
 

@@ -50,8 +50,9 @@ def test_run_reports_errors_without_traceback(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
-def test_console_script_module_entry():
-    done = subprocess.run([sys.executable, "-m", "pycnn", "--version"], capture_output=True, text=True, timeout=60)
+def test_console_script_module_entry(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "pycnn", "--version"], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path)
     assert done.returncode == 0 and "pycnn" in done.stdout
 
 

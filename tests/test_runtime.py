@@ -119,18 +119,19 @@ def test_results_do_not_depend_on_thread_count():
     np.testing.assert_array_equal(outs[0], outs[2])
 
 
-def test_default_threads_respect_affinity():
+def test_default_threads_respect_affinity(tmp_path):
     code = "import os, pycnn; os.sched_setaffinity(0, {0}); print(pycnn.default_num_threads())"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.stdout.strip() == "1", done.stderr
     assert pycnn.default_num_threads() == len(os.sched_getaffinity(0))
 
 
-def test_isa_override_by_environment():
+def test_isa_override_by_environment(tmp_path):
     for isa in pycnn.available_isas():
         code = "import pycnn; print(pycnn.active_isa())"
         env = dict(os.environ, PYCNN_ISA=isa)
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env,
+                              cwd=tmp_path)
         assert done.stdout.strip() == isa, done.stderr
 
 
