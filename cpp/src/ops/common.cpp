@@ -12,6 +12,14 @@ const Tensor* OpContext::constant(size_t i) const {
   return v.constant ? &*v.constant : nullptr;
 }
 
+std::string where(const Node& n) { return "node '" + n.name + "' (" + n.op_type + ")"; }
+
+std::vector<TensorInfo> infos_of(const std::vector<Tensor>& tensors) {
+  std::vector<TensorInfo> info;
+  for (const Tensor& t : tensors) info.push_back(TensorInfo{t.dtype, t.shape, t.data ? &t : nullptr, t.data != nullptr});
+  return info;
+}
+
 int64_t normalize_axis(int64_t axis, int64_t rank, const Node& node) {
   PYCNN_CHECK(axis >= -rank && axis < std::max<int64_t>(rank, 1), ErrorCode::InvalidArgument, "node '",
               node.name, "' (", node.op_type, "): axis ", axis, " is out of range for rank ", rank);

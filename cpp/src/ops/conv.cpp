@@ -15,11 +15,8 @@ namespace {
 
 using kernels::KernelTable;
 
-std::vector<int64_t> spatial(const Shape& s) { return std::vector<int64_t>(s.begin() + 2, s.end()); }
-
 int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
-std::string where(const Node& n) { return "node '" + n.name + "' (" + n.op_type + ")"; }
 
 class ConvOp : public Op {
  public:

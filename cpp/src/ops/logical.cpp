@@ -9,7 +9,6 @@
 namespace pycnn {
 namespace {
 
-std::string where(const Node& n) { return "node '" + n.name + "' (" + n.op_type + ")"; }
 
 enum class Cmp { Equal, Less, Greater, LessOrEqual, GreaterOrEqual, And, Or, Xor };
 

@@ -11,7 +11,6 @@ namespace {
 
 using kernels::KernelTable;
 
-std::string where(const Node& n) { return "node '" + n.name + "' (" + n.op_type + ")"; }
 
 size_t cacheline_floats(size_t f) { return (f + 15) / 16 * 16; }
 

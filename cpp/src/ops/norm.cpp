@@ -9,7 +9,6 @@
 namespace pycnn {
 namespace {
 
-std::string where(const Node& n) { return "node '" + n.name + "' (" + n.op_type + ")"; }
 
 void require_f32(const std::vector<TensorInfo>& in, const Node& node) {
   for (auto& t : in)

@@ -56,6 +56,11 @@ const OpFactory* find_op(const std::string& op_type);
 std::vector<std::string> registered_ops();
 
 // Helpers shared by op files.
+// "node 'name' (OpType)": how every op error message starts.
+std::string where(const Node& node);
+// The run-time inputs described as TensorInfo, values known (for ops that
+// re-derive their geometry from value inputs at run time).
+std::vector<TensorInfo> infos_of(const std::vector<Tensor>& tensors);
 int64_t normalize_axis(int64_t axis, int64_t rank, const Node& node);
 Shape broadcast_shapes(const Shape& a, const Shape& b, const Node& node);
 kernels::Activation fused_activation(const Attributes& a);  // set by the fusion pass

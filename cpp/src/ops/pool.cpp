@@ -10,8 +10,6 @@
 namespace pycnn {
 namespace {
 
-std::vector<int64_t> spatial(const Shape& s) { return std::vector<int64_t>(s.begin() + 2, s.end()); }
-
 class PoolOp : public Op {
  public:
   PoolOp(const OpContext& c, bool is_max) : node_(c.node), attrs_(SpatialAttrs::parse(c.node)), is_max_(is_max) {

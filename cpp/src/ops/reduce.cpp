@@ -11,7 +11,6 @@
 namespace pycnn {
 namespace {
 
-std::string where(const Node& n) { return "node '" + n.name + "' (" + n.op_type + ")"; }
 
 class SoftmaxOp : public Op {
  public:
@@ -93,9 +92,7 @@ class ReduceOp : public Op {
     return {TensorInfo{t, out}};
   }
   void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void*) override {
-    std::vector<TensorInfo> info{TensorInfo{in[0].dtype, in[0].shape}};
-    if (in.size() > 1) info.push_back(TensorInfo{in[1].dtype, in[1].shape, in[1].data ? &in[1] : nullptr, in[1].data != nullptr});
-    const auto red = reduced(info);
+    const auto red = reduced(infos_of(in));
     const DType t = in[0].dtype == DType::boolean ? DType::u8 : in[0].dtype;  // max of bools is their any()
     PYCNN_DISPATCH_NUMERIC(t, T, node_, reduce_typed<T>(in[0], red, out[0]));
   }

@@ -9,7 +9,6 @@
 namespace pycnn {
 namespace {
 
-std::string where(const Node& n) { return "node '" + n.name + "' (" + n.op_type + ")"; }
 
 class ResizeOp : public Op {
  public:
@@ -139,8 +138,7 @@ class ResizeOp : public Op {
   }
 
   void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void*) override {
-    std::vector<TensorInfo> info;
-    for (const Tensor& t : in) info.push_back(TensorInfo{t.dtype, t.shape, t.data ? &t : nullptr, t.data != nullptr});
+    const std::vector<TensorInfo> info = infos_of(in);
     const Geometry g = geometry(info);
     const Shape& x = in[0].shape;
     const size_t r = x.size();

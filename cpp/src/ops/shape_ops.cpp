@@ -12,7 +12,6 @@
 namespace pycnn {
 namespace {
 
-std::string where(const Node& n) { return "node '" + n.name + "' (" + n.op_type + ")"; }
 
 // dst[i] = src[offset + sum(idx_d * strides_d)] over `shape` in row-major order.
 void strided_copy(const char* src, int64_t offset, const std::vector<int64_t>& strides, char* dst, const Shape& shape,
@@ -463,8 +462,7 @@ class SliceOp : public Op {
   }
   std::vector<TensorInfo> infer(const std::vector<TensorInfo>& in) override { return {TensorInfo{in[0].dtype, plan(in[0].shape, in).out}}; }
   void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void*) override {
-    std::vector<TensorInfo> info;
-    for (const Tensor& t : in) info.push_back(TensorInfo{t.dtype, t.shape, t.data ? &t : nullptr, t.data != nullptr});
+    const std::vector<TensorInfo> info = infos_of(in);
     const Plan p = plan(in[0].shape, info);
     strided_copy(cbytes(in[0]), p.offset, p.strides, bytes(out[0]), p.out, dtype_size(in[0].dtype));
   }
@@ -585,8 +583,7 @@ class PadOp : public Op {
     return {TensorInfo{in[0].dtype, o}};
   }
   void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void*) override {
-    std::vector<TensorInfo> info;
-    for (const Tensor& t : in) info.push_back(TensorInfo{t.dtype, t.shape, t.data ? &t : nullptr, t.data != nullptr});
+    const std::vector<TensorInfo> info = infos_of(in);
     const auto p = pads(info);
     const Shape &x = in[0].shape, &o = out[0].shape;
     const int r = int(x.size());

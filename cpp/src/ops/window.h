@@ -23,6 +23,9 @@ struct SpatialAttrs {
   std::vector<int64_t> output_sizes(const std::vector<int64_t>& in, const Node& node, std::vector<int64_t>* pads_out) const;
 };
 
+// The spatial dims of an (N, C, spatial...) shape.
+inline std::vector<int64_t> spatial(const Shape& s) { return std::vector<int64_t>(s.begin() + 2, s.end()); }
+
 // A 1-D or 2-D window as a 2-D Window2D (1-D gets height 1).
 kernels::Window2D make_window2d(const std::vector<int64_t>& in, const std::vector<int64_t>& out,
                                 const SpatialAttrs& a, const std::vector<int64_t>& pads);
