@@ -122,6 +122,23 @@ class InferenceSession:
         return self._session.run(names, arrays, list(output_names or []))
 
     # -- pycnn extras ----------------------------------------------------------
+    def profile(self, input_feed, runs: int = 10, warmup: int = 2):
+        """Runs the model `warmup` + `runs` times and returns a pycnn.profiling.Profile:
+        per node the op, shapes, algorithm, mean time, share of the total and GFLOP/s.
+        profile.table() prints it; profile.chrome_trace(path) writes a trace."""
+        from .profiling import Profile
+
+        for _ in range(warmup):
+            self.run(None, input_feed)
+        self._session.set_profiling(True)
+        try:
+            for _ in range(runs):
+                self.run(None, input_feed)
+            records = self._session.profile()
+        finally:
+            self._session.set_profiling(False)
+        return Profile(records, runs)
+
     @property
     def num_threads(self) -> int:
         """Threads each run uses."""

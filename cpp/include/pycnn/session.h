@@ -33,6 +33,18 @@ class Session {
   std::vector<Tensor> run(const std::vector<std::string>& feed_names, const std::vector<Tensor>& feeds,
                           const std::vector<std::string>& output_names);
 
+  // Per-node profile of the most recently used plan, accumulated over the
+  // runs since profiling was switched on.
+  struct NodeProfile {
+    std::string name, op_type, algorithm;
+    std::vector<Shape> input_shapes, output_shapes;
+    double total_ms = 0, flops = 0;  // flops: per run
+    int64_t runs = 0;
+    double last_start_ms = 0, last_ms = 0;  // timeline of the last run
+  };
+  void set_profiling(bool on);
+  std::vector<NodeProfile> profile() const;
+
   const Graph& graph() const;   // the optimized graph
   int num_threads() const;
   size_t cached_plans() const;

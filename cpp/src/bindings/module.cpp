@@ -200,6 +200,27 @@ PYBIND11_MODULE(_core, m) {
            })
       .def_property_readonly("num_threads", &Session::num_threads)
       .def_property_readonly("cached_plans", &Session::cached_plans)
+      .def("set_profiling", &Session::set_profiling, py::arg("on"))
+      .def("profile",
+           [](const Session& s) {
+             py::list out;
+             for (const auto& p : s.profile()) {
+               py::dict d;
+               d["name"] = p.name;
+               d["op_type"] = p.op_type;
+               d["algorithm"] = p.algorithm;
+               d["input_shapes"] = p.input_shapes;
+               d["output_shapes"] = p.output_shapes;
+               d["total_ms"] = p.total_ms;
+               d["runs"] = p.runs;
+               d["flops"] = p.flops;
+               d["last_start_ms"] = p.last_start_ms;
+               d["last_ms"] = p.last_ms;
+               out.append(d);
+             }
+             return out;
+           },
+           "Per-node timings of the most recently used plan since set_profiling(True).")
       .def("node_summary",
            [](const Session& s) {
              py::list out;

@@ -50,11 +50,11 @@ ThreadScope::~ThreadScope() {
 
 int current_num_threads() { return tls_threads; }
 
-void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+void parallel_for_indexed(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {
   if (n <= 0) return;
   int threads = int(std::min<int64_t>(tls_threads, n));
   if (threads <= 1) {
-    fn(0, n);
+    fn(0, n, 0);
     return;
   }
 #if defined(_OPENMP)
@@ -64,11 +64,15 @@ void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
     int t = omp_get_thread_num();
     int nt = omp_get_num_threads();
     int64_t begin = n * t / nt, end = n * (t + 1) / nt;
-    if (begin < end) fn(begin, end);
+    if (begin < end) fn(begin, end, t);
   }
 #else
-  fn(0, n);
+  fn(0, n, 0);
 #endif
+}
+
+void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+  parallel_for_indexed(n, [&](int64_t b, int64_t e, int) { fn(b, e); });
 }
 
 }  // namespace pycnn

@@ -26,5 +26,8 @@ int current_num_threads();
 // Calls fn(begin, end) on disjoint chunks covering [0, n). Runs on one thread
 // when n is small or the scope has one thread.
 void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
+// The same, also passing the chunk's thread index in [0, current_num_threads()),
+// for per-thread scratch.
+void parallel_for_indexed(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn);
 
 }  // namespace pycnn

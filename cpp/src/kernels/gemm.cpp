@@ -9,6 +9,15 @@ namespace pycnn::kernels {
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
+// Layout of depthwise2d's work area; see kernels_impl.inc. Equal strides only:
+// otherwise it uses no work area.
+int64_t depthwise_work_floats(const Window2D& g) {
+  if (g.sh != g.sw) return 0;
+  const int64_t wp = std::max((g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1, g.pw + g.iw);
+  const int64_t hp = g.sh * (g.oh - 1) + (g.kh - 1) * g.dh + 2 + g.sh;
+  return round_up(hp * wp, 16) + round_up(g.oh * wp, 16);
+}
+
 size_t packed_a_floats(int64_t M, int64_t K, int mr) { return size_t(round_up(M, mr) * K); }
 size_t packed_b_floats(int64_t K, int64_t N, int nr) { return size_t(round_up(N, nr) * K); }
 

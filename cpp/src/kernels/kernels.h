@@ -41,11 +41,15 @@ struct KernelTable {
                  int64_t n);
   // y[i] = act(y[i] + bias): the epilogue of convolutions and GEMMs.
   void (*bias_act)(float* y, int64_t n, float bias, const Activation& act);
-  void (*depthwise2d)(const Window2D& g, const float* x, const float* w, float bias, float* y);
+  // One channel of a depthwise convolution; `work` holds depthwise_work_floats(g) floats.
+  void (*depthwise2d)(const Window2D& g, const float* x, const float* w, float bias, float* y, float* work);
   void (*maxpool2d)(const Window2D& g, const float* x, float* y);
   void (*avgpool2d)(const Window2D& g, const float* x, float* y, bool count_include_pad,
                     int64_t pad_end_h, int64_t pad_end_w);
 };
+
+// Scratch floats one depthwise2d call needs (the padded plane and output grid).
+int64_t depthwise_work_floats(const Window2D& g);
 
 const KernelTable& active();      // the table for the active ISA
 const KernelTable& scalar_table();

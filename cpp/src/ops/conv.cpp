@@ -27,6 +27,14 @@ class ConvOp : public Op {
     if (const Tensor* w = c.constant(1)) prepack(*w);
   }
 
+  std::string algorithm() const override {
+    const bool fused = !act_.is_identity();
+    return std::string(algo_) + (fused ? "+act" : "");
+  }
+  double flops(const std::vector<Tensor>& in, const std::vector<Tensor>& out) const override {
+    return 2.0 * double(out[0].numel()) * double(in[1].numel() / std::max<int64_t>(in[1].shape[0], 1));
+  }
+
   std::vector<TensorInfo> infer(const std::vector<TensorInfo>& in) override {
     const Shape &x = in[0].shape, &w = in[1].shape;
     PYCNN_CHECK(in[0].dtype == DType::f32 && in[1].dtype == DType::f32, ErrorCode::Unsupported, where(node_),
@@ -51,7 +59,15 @@ class ConvOp : public Op {
 
   size_t scratch_bytes(const std::vector<TensorInfo>& in) override {
     const Shape &x = in[0].shape, &w = in[1].shape, y = infer(in)[0].shape;
-    if (is_depthwise(x, w)) return 0;
+    if (is_depthwise(x, w)) {
+      SpatialAttrs a = attrs_;
+      if (a.kernel.empty()) a.kernel = spatial(w);
+      a.complete(int(x.size()) - 2, node_);
+      std::vector<int64_t> pads;
+      const auto osz = a.output_sizes(spatial(x), node_, &pads);
+      const int64_t per = kernels::depthwise_work_floats(make_window2d(spatial(x), osz, a, pads));
+      return size_t(per) * size_t(current_num_threads()) * sizeof(float) + 64;
+    }
     const int64_t K = shape_numel(w) / std::max<int64_t>(w[0], 1), N = shape_numel(spatial(y));
     size_t floats = kernels::packed_b_floats(K, N, kt_->gemm_nr);
     if (packed_w_.empty()) floats += kernels::packed_a_floats(w[0] / group_, K, kt_->gemm_mr) * group_;
@@ -76,10 +92,12 @@ class ConvOp : public Op {
       const float* xp = x.ptr<float>();
       float* yp = y.ptr<float>();
       const float* wp = w.ptr<float>();
-      parallel_for(batch * C, [&](int64_t b, int64_t e) {
+      const int64_t per_thread = kernels::depthwise_work_floats(g);
+      parallel_for_indexed(batch * C, [&](int64_t b, int64_t e, int t) {
+        float* work = static_cast<float*>(scratch) + t * per_thread;
         for (int64_t i = b; i < e; ++i) {
           const int64_t c = i % C;
-          kt.depthwise2d(g, xp + i * in_plane, wp + c * g.kh * g.kw, bias ? bias[c] : 0.f, yp + i * out_plane);
+          kt.depthwise2d(g, xp + i * in_plane, wp + c * g.kh * g.kw, bias ? bias[c] : 0.f, yp + i * out_plane, work);
           if (!act_.is_identity()) kt.unary(act_, yp + i * out_plane, yp + i * out_plane, out_plane);
         }
       });
@@ -120,7 +138,13 @@ class ConvOp : public Op {
 
   void prepack(const Tensor& w) {
     if (w.dtype != DType::f32 || w.rank() < 3 || w.shape[0] % group_ != 0) return;  // infer() reports it
-    if (group_ > 1 && w.shape[1] == 1 && w.shape[0] == group_) return;                // depthwise reads W directly
+    if (group_ > 1 && w.shape[1] == 1 && w.shape[0] == group_) {  // depthwise reads W directly
+      algo_ = "depthwise-direct";
+      return;
+    }
+    bool pointwise = true;
+    for (int64_t d : spatial(w.shape)) pointwise = pointwise && d == 1;
+    algo_ = pointwise ? "pointwise-gemm" : "im2col-gemm";
     const int64_t M = w.shape[0], Mg = M / group_, K = w.numel() / M;
     const size_t per_group = kernels::packed_a_floats(Mg, K, kt_->gemm_mr);
     storage_ = aligned_buffer(per_group * group_ * sizeof(float));
@@ -143,6 +167,7 @@ class ConvOp : public Op {
   kernels::Activation act_;
   std::shared_ptr<void> storage_;
   Span packed_w_;
+  const char* algo_ = "im2col-gemm";
 };
 
 class ConvTransposeOp : public Op {
@@ -153,6 +178,11 @@ class ConvTransposeOp : public Op {
     output_padding_ = c.attrs().get_ints("output_padding");
     output_shape_ = c.attrs().get_ints("output_shape");
     act_ = fused_activation(c.attrs());
+  }
+
+  std::string algorithm() const override { return "gemm-col2im"; }
+  double flops(const std::vector<Tensor>& in, const std::vector<Tensor>&) const override {
+    return 2.0 * double(in[0].numel()) * double(in[1].numel() / std::max<int64_t>(in[1].shape[0], 1));
   }
 
   // Resolves kernel, pads and output size for input x and weight w.

@@ -46,6 +46,10 @@ class GemmOp : public Op {
       packed_.pack(*kt_, b->ptr<float>(), trans_b_ ? 1 : N, trans_b_ ? K : 1, K, N, alpha_);
     }
   }
+  std::string algorithm() const override { return packed_.data ? "gemm-prepacked" : "gemm"; }
+  double flops(const std::vector<Tensor>& in, const std::vector<Tensor>& out) const override {
+    return 2.0 * double(out[0].numel()) * double(trans_a_ ? in[0].shape[0] : in[0].shape[1]);
+  }
   void dims(const Shape& a, const Shape& b, int64_t& M, int64_t& K, int64_t& N) const {
     M = trans_a_ ? a[1] : a[0];
     K = trans_a_ ? a[0] : a[1];
@@ -119,6 +123,10 @@ class MatMulOp : public Op {
   explicit MatMulOp(const OpContext& c) : node_(c.node), kt_(&kernels::active()) {
     const Tensor* b = c.constant(1);
     if (b && b->dtype == DType::f32 && b->rank() == 2) packed_.pack(*kt_, b->ptr<float>(), b->shape[1], 1, b->shape[0], b->shape[1], 1.f);
+  }
+  std::string algorithm() const override { return packed_.data ? "gemm-prepacked" : "gemm"; }
+  double flops(const std::vector<Tensor>& in, const std::vector<Tensor>& out) const override {
+    return 2.0 * double(out[0].numel()) * double(in[0].shape.back());
   }
   struct Dims {
     Shape batch, out;

@@ -47,6 +47,9 @@ class Op {
   // Inputs whose values (not just shapes) output shapes depend on, such as
   // Reshape's shape: they must be known before run.
   virtual std::vector<int> value_inputs() const { return {}; }
+  // For the profiler: the algorithm chosen and the floating-point operations of one run.
+  virtual std::string algorithm() const { return ""; }
+  virtual double flops(const std::vector<Tensor>& in, const std::vector<Tensor>& out) const { return 0; }
 };
 
 using OpFactory = std::function<std::unique_ptr<Op>(const OpContext&)>;

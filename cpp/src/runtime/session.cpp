@@ -4,6 +4,7 @@
 #include "pycnn/session.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <list>
 #include <map>
@@ -24,6 +25,8 @@ struct Step {
   Op* op;
   int node;
   std::vector<Tensor> in, out;
+  // Profiling accumulators (touched only while profiling is on).
+  int64_t total_ns = 0, runs = 0, last_start_ns = 0, last_ns = 0;
 };
 
 // Where a graph input's data pointer must be written before each run.
@@ -49,7 +52,8 @@ struct Session::Impl {
   std::vector<std::unique_ptr<Op>> ops;  // one per node
   std::vector<char> keyed_input;         // per graph input: its values are part of the plan key
   std::list<std::pair<std::string, std::unique_ptr<Plan>>> plans;  // most recent first
-  std::mutex mutex;
+  mutable std::mutex mutex;
+  bool profiling = false;
 
   void create_ops();
   void find_keyed_inputs();
@@ -274,6 +278,35 @@ const Graph& Session::graph() const { return impl_->graph; }
 int Session::num_threads() const { return impl_->threads; }
 size_t Session::cached_plans() const { return impl_->plans.size(); }
 
+void Session::set_profiling(bool on) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->profiling = on;
+  for (auto& p : impl_->plans)
+    for (Step& st : p.second->steps) st.total_ns = st.runs = st.last_start_ns = st.last_ns = 0;
+}
+
+std::vector<Session::NodeProfile> Session::profile() const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  std::vector<NodeProfile> out;
+  if (impl_->plans.empty()) return out;
+  for (const Step& st : impl_->plans.front().second->steps) {
+    const Node& n = impl_->graph.nodes[size_t(st.node)];
+    NodeProfile p;
+    p.name = n.name;
+    p.op_type = n.op_type;
+    p.algorithm = st.op->algorithm();
+    for (const Tensor& t : st.in) p.input_shapes.push_back(t.shape);
+    for (const Tensor& t : st.out) p.output_shapes.push_back(t.shape);
+    p.total_ms = double(st.total_ns) * 1e-6;
+    p.runs = st.runs;
+    p.flops = st.op->flops(st.in, st.out);
+    p.last_start_ms = double(st.last_start_ns) * 1e-6;
+    p.last_ms = double(st.last_ns) * 1e-6;
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
 std::vector<Tensor> Session::run(const std::vector<std::string>& feed_names, const std::vector<Tensor>& feeds,
                                  const std::vector<std::string>& output_names) {
   Impl& s = *impl_;
@@ -339,11 +372,21 @@ std::vector<Tensor> Session::run(const std::vector<std::string>& feed_names, con
     if (it == plan.input_uses.end()) continue;
     for (const InputUse& u : it->second) plan.steps[size_t(u.step)].in[size_t(u.slot)].data = ordered[i]->data;
   }
+  using Clock = std::chrono::steady_clock;
+  const auto run_start = Clock::now();
   for (Step& st : plan.steps) {
+    const auto t0 = s.profiling ? Clock::now() : Clock::time_point();
     try {
       st.op->run(st.in, st.out, plan.scratch);
     } catch (const Error& e) {
       throw Error(e.code(), s.where(st.node) + ": " + e.what());
+    }
+    if (s.profiling) {
+      const auto t1 = Clock::now();
+      st.last_start_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t0 - run_start).count();
+      st.last_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
+      st.total_ns += st.last_ns;
+      ++st.runs;
     }
   }
   std::vector<Tensor> result;
