@@ -13,9 +13,12 @@ int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 // otherwise it uses no work area.
 int64_t depthwise_work_floats(const Window2D& g) {
   if (g.sh != g.sw) return 0;
-  const int64_t wp = std::max((g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1, g.pw + g.iw);
-  const int64_t hp = g.sh * (g.oh - 1) + (g.kh - 1) * g.dh + 2 + g.sh;
-  return round_up(hp * wp, 16) + round_up(g.oh * wp, 16);
+  const int64_t s = g.sh;
+  const int64_t wp = round_up(std::max((g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1, g.pw + g.iw), s);
+  const int64_t hp = s * (g.oh - 1) + (g.kh - 1) * g.dh + 2 + s;
+  const int64_t plane = round_up(hp * wp, 64);
+  // + slack: the kernel reads and writes whole vectors past the last output.
+  return plane + round_up(g.oh * wp, 64) + (s > 1 ? plane : 0) + 256;
 }
 
 size_t packed_a_floats(int64_t M, int64_t K, int mr) { return size_t(round_up(M, mr) * K); }
@@ -68,13 +71,13 @@ void gemm_packed(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const f
       for (int64_t pm = mc * m_chunk; pm < std::min(mp, (mc + 1) * m_chunk); ++pm) {
         const int64_t m0 = pm * mr, rows = std::min<int64_t>(mr, M - m0);
         const float* a = Ap + m0 * K;
-        const bool full = rows == mr && cols == nr;
+        const bool full = cols == nr;  // partial columns go through the tile
         float* c = full ? C + m0 * ldc + n0 : tile;
         const int64_t ldt = full ? ldc : nr;
         if (K == 0) {
           for (int64_t r = 0; r < rows; ++r) std::fill(c + r * ldt, c + r * ldt + cols, 0.f);
         } else {
-          kt.gemm_ukernel(K, a, b, c, ldt, false);
+          kt.gemm_ukernel(int(rows), K, a, b, c, ldt, false);
         }
         for (int64_t r = 0; r < rows; ++r) {
           float* cr = c + r * ldt;

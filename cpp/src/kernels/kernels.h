@@ -31,9 +31,10 @@ struct Window2D {
 
 struct KernelTable {
   const char* isa;
-  // GEMM micro-kernel: C[mr x nr] (+)= A_panel[k x mr]^T * B_panel[k x nr].
+  // GEMM micro-kernel: C[rows x nr] (+)= A_panel[k x mr]^T * B_panel[k x nr]
+  // for rows <= mr (only those rows of C are written).
   int gemm_mr, gemm_nr;
-  void (*gemm_ukernel)(int64_t k, const float* a_panel, const float* b_panel, float* c, int64_t ldc,
+  void (*gemm_ukernel)(int rows, int64_t k, const float* a_panel, const float* b_panel, float* c, int64_t ldc,
                        bool accumulate);
   void (*unary)(const Activation& act, const float* x, float* y, int64_t n);
   // y[i] = a[i*sa] op b[i*sb]; sa/sb are 0 (broadcast scalar) or 1.
