@@ -1,6 +1,7 @@
 #include "kernels/gemm.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "core/parallel.h"
@@ -39,9 +40,12 @@ void pack_b(const float* B, int64_t rs, int64_t cs, int64_t K, int64_t N, int nr
             int64_t p1) {
   const int64_t panels = (N + nr - 1) / nr;
   if (p1 < 0) p1 = panels;
-  for (int64_t p = p0; p < p1; ++p) {
+  for (int64_t p = p0; p < p1; ++p) pack_b_panel(B, rs, cs, K, N, nr, p, out + p * nr * K);
+}
+
+void pack_b_panel(const float* B, int64_t rs, int64_t cs, int64_t K, int64_t N, int nr, int64_t p, float* o) {
+  {
     const int64_t n0 = p * nr, cols = std::min<int64_t>(nr, N - n0);
-    float* o = out + n0 * K;
     for (int64_t k = 0; k < K; ++k, o += nr) {
       const float* b = B + k * rs + n0 * cs;
       if (cs == 1) {
@@ -54,41 +58,79 @@ void pack_b(const float* B, int64_t rs, int64_t cs, int64_t K, int64_t N, int nr
   }
 }
 
-void gemm_packed(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* Ap, const float* Bp,
-                 float* C, int64_t ldc, const Epilogue& ep) {
+size_t gemm_tail_floats(int64_t K, int nr) { return size_t(round_up(K * nr, 16)); }
+
+void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* Ap, const GemmB& B, float* C,
+          int64_t ldc, const Epilogue& ep) {
   const int mr = kt.gemm_mr, nr = kt.gemm_nr;
   const int64_t mp = (M + mr - 1) / mr, np = (N + nr - 1) / nr;
-  // Work items: one N panel by a chunk of M panels, N-major so that a thread
-  // reuses its B panel (in L1/L2) across the A panels of its chunk.
-  const int64_t m_chunk = 8;
-  const int64_t mchunks = (mp + m_chunk - 1) / m_chunk;
-  auto work = [&](int64_t begin, int64_t end) {
-    alignas(64) float tile[16 * 64];  // covers every table's mr x nr
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t pn = item / mchunks, mc = item % mchunks;
-      const int64_t n0 = pn * nr, cols = std::min<int64_t>(nr, N - n0);
-      const float* b = Bp + n0 * K;
-      for (int64_t pm = mc * m_chunk; pm < std::min(mp, (mc + 1) * m_chunk); ++pm) {
-        const int64_t m0 = pm * mr, rows = std::min<int64_t>(mr, M - m0);
-        const float* a = Ap + m0 * K;
-        const bool full = cols == nr;  // partial columns go through the tile
-        float* c = full ? C + m0 * ldc + n0 : tile;
-        const int64_t ldt = full ? ldc : nr;
-        if (K == 0) {
-          for (int64_t r = 0; r < rows; ++r) std::fill(c + r * ldt, c + r * ldt + cols, 0.f);
-        } else {
-          kt.gemm_ukernel(int(rows), K, a, b, c, ldt, false);
-        }
-        for (int64_t r = 0; r < rows; ++r) {
-          float* cr = c + r * ldt;
-          if (ep.col_bias) kt.binary(BinaryKind::Add, cr, 1, ep.col_bias + n0, 1, cr, cols);
-          kt.bias_act(cr, cols, ep.row_bias ? ep.row_bias[m0 + r] : 0.f, ep.act);
-          if (!full) std::memcpy(C + (m0 + r) * ldc + n0, cr, size_t(cols) * sizeof(float));
-        }
+  // Work items pair a chunk of panels of one operand with every panel of the
+  // other: the chunk's panels are reused from cache across the inner loop.
+  // The operand with more bytes goes outside, so it streams from memory once.
+  const bool a_outer = M > N;
+  const int64_t chunk = 4;
+  const int64_t outer = a_outer ? mp : np;
+  const int64_t items = (outer + chunk - 1) / chunk;
+  // ReLU and ReLU6 (Clip) go into the micro-kernel's store with the row
+  // bias; other activations and column biases take a pass over the tile.
+  const bool clamp = ep.act.kind == UnaryKind::Relu || ep.act.kind == UnaryKind::Clip;
+  const bool store_fuses = !ep.col_bias && (ep.act.is_identity() || clamp);
+  auto tile_job = [&](int64_t pm, int64_t pn, float* tail_panel, float* tile) {
+    const int64_t m0 = pm * mr, rows = std::min<int64_t>(mr, M - m0);
+    const int64_t n0 = pn * nr, cols = std::min<int64_t>(nr, N - n0);
+    const float* a = Ap + m0 * K;
+    const float* b;
+    int64_t ldb;
+    if (B.ld == 0) {
+      b = B.data + n0 * K;
+      ldb = nr;
+    } else if (cols == nr) {
+      b = B.data + n0;
+      ldb = B.ld;
+    } else {
+      b = tail_panel;  // packed by the caller for this panel
+      ldb = nr;
+    }
+    const bool full = cols == nr;  // partial columns go through the tile
+    float* c = full ? C + m0 * ldc + n0 : tile;
+    const int64_t ldt = full ? ldc : nr;
+    if (K == 0) {
+      for (int64_t r = 0; r < rows; ++r) std::fill(c + r * ldt, c + r * ldt + cols, 0.f);
+    }
+    GemmStore st;
+    if (store_fuses && K > 0) {
+      st.row_bias = ep.row_bias ? ep.row_bias + m0 : nullptr;
+      st.clamp = clamp;
+      st.lo = ep.act.kind == UnaryKind::Relu ? 0.f : ep.act.alpha;
+      st.hi = ep.act.kind == UnaryKind::Relu ? INFINITY : ep.act.beta;
+    }
+    if (K > 0) kt.gemm_ukernel(int(rows), K, a, b, ldb, c, ldt, st);
+    for (int64_t r = 0; r < rows; ++r) {
+      float* cr = c + r * ldt;
+      if (!store_fuses || K == 0) {
+        if (ep.col_bias) kt.binary(BinaryKind::Add, cr, 1, ep.col_bias + n0, 1, cr, cols);
+        kt.bias_act(cr, cols, ep.row_bias ? ep.row_bias[m0 + r] : 0.f, ep.act);
       }
+      if (!full) std::memcpy(C + (m0 + r) * ldc + n0, cr, size_t(cols) * sizeof(float));
     }
   };
-  parallel_for(np * mchunks, work);
+  // The partial last N panel of an in-place B, packed once per thread that needs it.
+  const bool direct_tail = B.ld != 0 && N % nr != 0;
+  parallel_for_indexed(items, [&](int64_t begin, int64_t end, int t) {
+    alignas(64) float tile[16 * 64];  // covers every table's mr x nr
+    float* tail_panel = direct_tail ? B.tail + size_t(t) * gemm_tail_floats(K, nr) : nullptr;
+    if (direct_tail) pack_b_panel(B.data, B.ld, 1, K, N, nr, np - 1, tail_panel);
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t o0 = item * chunk, o1 = std::min(outer, o0 + chunk);
+      if (a_outer) {
+        for (int64_t pn = 0; pn < np; ++pn)
+          for (int64_t pm = o0; pm < o1; ++pm) tile_job(pm, pn, tail_panel, tile);
+      } else {
+        for (int64_t pm = 0; pm < mp; ++pm)
+          for (int64_t pn = o0; pn < o1; ++pn) tile_job(pm, pn, tail_panel, tile);
+      }
+    }
+  });
 }
 
 void gemm_reference(int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C) {

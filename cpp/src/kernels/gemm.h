@@ -35,10 +35,29 @@ struct Epilogue {
   Activation act;
 };
 
-// C[M x N] (row stride ldc) = A_packed * B_packed, then the epilogue. Splits
-// the tiles across the current scope's threads.
-void gemm_packed(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* Ap,
-                 const float* Bp, float* C, int64_t ldc, const Epilogue& ep);
+// The B operand: packed panels (pack_b), or a row-major K x N matrix read in
+// place (ld = its row stride), which spares a 1x1 convolution the copy. A
+// partial last panel of an in-place B is packed into `tail`, which must hold
+// gemm_tail_floats(K, nr) floats per thread.
+struct GemmB {
+  const float* data = nullptr;
+  int64_t ld = 0;  // 0: packed
+  float* tail = nullptr;
+};
+size_t gemm_tail_floats(int64_t K, int nr);
+
+// C[M x N] (row stride ldc) = A_packed * B, then the epilogue. Splits the
+// tiles across the current scope's threads; the loop order keeps the larger
+// operand's panels in cache.
+void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* Ap, const GemmB& B, float* C,
+          int64_t ldc, const Epilogue& ep);
+inline void gemm_packed(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* Ap, const float* Bp,
+                        float* C, int64_t ldc, const Epilogue& ep) {
+  gemm(kt, M, N, K, Ap, GemmB{Bp, 0, nullptr}, C, ldc, ep);
+}
+
+// Panel p of pack_b's output, written at `out`.
+void pack_b_panel(const float* B, int64_t rs, int64_t cs, int64_t K, int64_t N, int nr, int64_t p, float* out);
 
 // Plain triple-loop reference, for tests.
 void gemm_reference(int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C);

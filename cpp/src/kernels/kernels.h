@@ -29,13 +29,22 @@ struct Window2D {
   int64_t dh, dw;              // dilations
 };
 
+// How the GEMM micro-kernel stores its tile: optionally adding what C holds,
+// a bias per row (row_bias[r] for tile row r), then clamping to [lo, hi].
+struct GemmStore {
+  bool accumulate = false;
+  const float* row_bias = nullptr;
+  bool clamp = false;
+  float lo = 0.f, hi = 0.f;
+};
+
 struct KernelTable {
   const char* isa;
   // GEMM micro-kernel: C[rows x nr] (+)= A_panel[k x mr]^T * B_panel[k x nr]
   // for rows <= mr (only those rows of C are written).
   int gemm_mr, gemm_nr;
-  void (*gemm_ukernel)(int rows, int64_t k, const float* a_panel, const float* b_panel, float* c, int64_t ldc,
-                       bool accumulate);
+  void (*gemm_ukernel)(int rows, int64_t k, const float* a_panel, const float* b_panel, int64_t ldb, float* c,
+                       int64_t ldc, const GemmStore& store);
   void (*unary)(const Activation& act, const float* x, float* y, int64_t n);
   // y[i] = a[i*sa] op b[i*sb]; sa/sb are 0 (broadcast scalar) or 1.
   void (*binary)(BinaryKind op, const float* a, int64_t sa, const float* b, int64_t sb, float* y,

@@ -69,7 +69,8 @@ class ConvOp : public Op {
       return size_t(per) * size_t(current_num_threads()) * sizeof(float) + 64;
     }
     const int64_t K = shape_numel(w) / std::max<int64_t>(w[0], 1), N = shape_numel(spatial(y));
-    size_t floats = kernels::packed_b_floats(K, N, kt_->gemm_nr);
+    // Pointwise convolutions read their input in place: only partial panels are packed.
+    size_t floats = b_scratch_floats(x, w, K, N);
     if (packed_w_.empty()) floats += kernels::packed_a_floats(w[0] / group_, K, kt_->gemm_mr) * group_;
     return floats * sizeof(float) + 64;
   }
@@ -107,7 +108,7 @@ class ConvOp : public Op {
     float* packed_b = static_cast<float*>(scratch);
     const float* packed_w = packed_w_.data();
     if (packed_w_.empty()) {  // weights fed at run time: pack them into scratch
-      float* pw = packed_b + kernels::packed_b_floats(K, out_plane, kt.gemm_nr);
+      float* pw = packed_b + b_scratch_floats(x.shape, w.shape, K, out_plane);
       const size_t per_group = kernels::packed_a_floats(Mg, K, kt.gemm_mr);
       for (int64_t gi = 0; gi < group_; ++gi)
         kernels::pack_a(w.ptr<float>() + gi * Mg * K, K, 1, Mg, K, kt.gemm_mr, pw + gi * per_group);
@@ -115,26 +116,41 @@ class ConvOp : public Op {
     }
     const size_t a_stride = kernels::packed_a_floats(Mg, K, kt.gemm_mr);
     const int64_t panels = (out_plane + kt.gemm_nr - 1) / kt.gemm_nr;
-    const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 &&
-                           g.oh == g.ih && g.ow == g.iw;
+    const bool pointwise = is_pointwise(x.shape, w.shape);
     for (int64_t n = 0; n < batch; ++n) {
       for (int64_t gi = 0; gi < group_; ++gi) {
         const float* xg = x.ptr<float>() + (n * C + gi * Cg) * in_plane;
-        parallel_for(panels, [&](int64_t p0, int64_t p1) {
-          if (pointwise) kernels::pack_b(xg, in_plane, 1, K, out_plane, kt.gemm_nr, packed_b, p0, p1);
-          else kernels::im2col_packed(xg, Cg, g, kt.gemm_nr, packed_b, p0, p1);
-        });
+        kernels::GemmB b{packed_b, 0, nullptr};
+        if (pointwise) {
+          b = kernels::GemmB{xg, in_plane, packed_b};
+        } else {
+          parallel_for(panels, [&](int64_t p0, int64_t p1) { kernels::im2col_packed(xg, Cg, g, kt.gemm_nr, packed_b, p0, p1); });
+        }
         kernels::Epilogue ep;
         ep.row_bias = bias ? bias + gi * Mg : nullptr;
         ep.act = act_;
         float* yg = y.ptr<float>() + (n * M + gi * Mg) * out_plane;
-        kernels::gemm_packed(kt, Mg, out_plane, K, packed_w + gi * a_stride, packed_b, yg, out_plane, ep);
+        kernels::gemm(kt, Mg, out_plane, K, packed_w + gi * a_stride, b, yg, out_plane, ep);
       }
     }
   }
 
  private:
   bool is_depthwise(const Shape& x, const Shape& w) const { return group_ > 1 && group_ == x[1] && w[0] == group_; }
+  // 1x1, stride 1, no padding: the input is already the GEMM's B matrix.
+  bool is_pointwise(const Shape& x, const Shape& w) const {
+    SpatialAttrs a = attrs_;
+    if (a.kernel.empty()) a.kernel = spatial(w);
+    a.complete(int(x.size()) - 2, node_);
+    for (size_t i = 0; i < a.kernel.size(); ++i)
+      if (a.kernel[i] != 1 || a.strides[i] != 1 || a.pads[i] != 0 || a.pads[i + a.kernel.size()] != 0) return false;
+    return true;  // (auto_pad pads of a 1x1 stride-1 window are zero too)
+  }
+  // Scratch floats for the B operand: packed im2col panels, or the tail panel per thread.
+  size_t b_scratch_floats(const Shape& x, const Shape& w, int64_t K, int64_t N) const {
+    return is_pointwise(x, w) ? kernels::gemm_tail_floats(K, kt_->gemm_nr) * size_t(current_num_threads())
+                              : kernels::packed_b_floats(K, N, kt_->gemm_nr);
+  }
 
   void prepack(const Tensor& w) {
     if (w.dtype != DType::f32 || w.rank() < 3 || w.shape[0] % group_ != 0) return;  // infer() reports it
