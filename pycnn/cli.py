@@ -3,6 +3,7 @@
     pycnn demo                     classify the bundled digit images, print accuracy and latency
     pycnn info MODEL.onnx          inputs, outputs, op counts, parameters, MACs
     pycnn run MODEL.onnx [--input x.npy] [--threads N] [--repeat K]
+    pycnn bench [--models ...] [--batch ...] [--threads ...] [--json out.json] [--plot out.png] [--load] [--profile]
 """
 from __future__ import annotations
 
@@ -159,6 +160,12 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from . import benchmark
+
+    return benchmark.run_from_args(args)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="pycnn", description="pycnn: a compiled CPU inference engine for CNNs")
     parser.add_argument("--version", action="version", version=f"pycnn {__version__}")
@@ -177,6 +184,13 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=1, help="batch size for random inputs")
     p.add_argument("--repeat", type=int, default=20, help="timed runs")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("bench", help="latency of the zoo models: pycnn against ONNX Runtime, OpenVINO, PyTorch",
+                       description="Whole-model latency of pycnn against the other engines installed, taking turns "
+                                   "in one process; see pycnn/benchmark.py for the method.")
+    from .benchmark import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
