@@ -79,9 +79,11 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
     const int64_t m0 = pm * mr, rows = std::min<int64_t>(mr, M - m0);
     const int64_t n0 = pn * nr, cols = std::min<int64_t>(nr, N - n0);
     const float* a = Ap + m0 * K;
-    const float* b;
+    const float* b = nullptr;
     int64_t ldb;
-    if (B.ld == 0) {
+    if (B.rows) {
+      ldb = n0;
+    } else if (B.ld == 0) {
       b = B.data + n0 * K;
       ldb = nr;
     } else if (cols == nr) {
@@ -104,7 +106,7 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
       st.lo = ep.act.kind == UnaryKind::Relu ? 0.f : ep.act.alpha;
       st.hi = ep.act.kind == UnaryKind::Relu ? INFINITY : ep.act.beta;
     }
-    if (K > 0) kt.gemm_ukernel(int(rows), K, a, b, ldb, c, ldt, st);
+    if (K > 0) kt.gemm_ukernel(int(rows), K, a, b, ldb, B.rows, c, ldt, st);
     for (int64_t r = 0; r < rows; ++r) {
       float* cr = c + r * ldt;
       if (!store_fuses || K == 0) {
@@ -115,7 +117,7 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
     }
   };
   // The partial last N panel of an in-place B, packed once per thread that needs it.
-  const bool direct_tail = B.ld != 0 && N % nr != 0;
+  const bool direct_tail = !B.rows && B.ld != 0 && N % nr != 0;
   parallel_for_indexed(items, [&](int64_t begin, int64_t end, int t) {
     alignas(64) float tile[16 * 64];  // covers every table's mr x nr
     float* tail_panel = direct_tail ? B.tail + size_t(t) * gemm_tail_floats(K, nr) : nullptr;

@@ -43,6 +43,9 @@ struct GemmB {
   const float* data = nullptr;
   int64_t ld = 0;  // 0: packed
   float* tail = nullptr;
+  // Indirect B: row k is rows[k][0, N) (contiguous columns, readable nr
+  // floats past N): convolution straight from a padded input.
+  const float* const* rows = nullptr;
 };
 size_t gemm_tail_floats(int64_t K, int nr);
 

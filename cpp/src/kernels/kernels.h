@@ -43,8 +43,9 @@ struct KernelTable {
   // GEMM micro-kernel: C[rows x nr] (+)= A_panel[k x mr]^T * B_panel[k x nr]
   // for rows <= mr (only those rows of C are written).
   int gemm_mr, gemm_nr;
-  void (*gemm_ukernel)(int rows, int64_t k, const float* a_panel, const float* b_panel, int64_t ldb, float* c,
-                       int64_t ldc, const GemmStore& store);
+  // b_rows non-null: indirect B, row p at b_rows[p] + ldb (b_panel unused).
+  void (*gemm_ukernel)(int rows, int64_t k, const float* a_panel, const float* b_panel, int64_t ldb,
+                       const float* const* b_rows, float* c, int64_t ldc, const GemmStore& store);
   void (*unary)(const Activation& act, const float* x, float* y, int64_t n);
   // y[i] = a[i*sa] op b[i*sb]; sa/sb are 0 (broadcast scalar) or 1.
   void (*binary)(BinaryKind op, const float* a, int64_t sa, const float* b, int64_t sb, float* y,

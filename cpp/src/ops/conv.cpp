@@ -5,6 +5,7 @@
 
 #include "core/parallel.h"
 #include "kernels/conv/im2col.h"
+#include "kernels/conv/indirect.h"
 #include "kernels/gemm.h"
 #include "ops/common.h"
 #include "ops/op_list.h"
@@ -18,6 +19,19 @@ using kernels::KernelTable;
 int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
 
+// How a convolution runs, chosen from its shapes.
+enum class ConvAlgo { Depthwise, Pointwise, Indirect, Im2col };
+
+const char* algo_name(ConvAlgo a) {
+  switch (a) {
+    case ConvAlgo::Depthwise: return "depthwise-direct";
+    case ConvAlgo::Pointwise: return "pointwise-gemm";
+    case ConvAlgo::Indirect: return "indirect-gemm";
+    case ConvAlgo::Im2col: return "im2col-gemm";
+  }
+  return "";
+}
+
 class ConvOp : public Op {
  public:
   explicit ConvOp(const OpContext& c) : node_(c.node), attrs_(SpatialAttrs::parse(c.node)), kt_(&kernels::active()) {
@@ -27,10 +41,7 @@ class ConvOp : public Op {
     if (const Tensor* w = c.constant(1)) prepack(*w);
   }
 
-  std::string algorithm() const override {
-    const bool fused = !act_.is_identity();
-    return std::string(algo_) + (fused ? "+act" : "");
-  }
+  std::string algorithm() const override { return algo_ + (act_.is_identity() ? "" : "+act"); }
   double flops(const std::vector<Tensor>& in, const std::vector<Tensor>& out) const override {
     return 2.0 * double(out[0].numel()) * double(in[1].numel() / std::max<int64_t>(in[1].shape[0], 1));
   }
@@ -58,109 +69,127 @@ class ConvOp : public Op {
   }
 
   size_t scratch_bytes(const std::vector<TensorInfo>& in) override {
-    const Shape &x = in[0].shape, &w = in[1].shape, y = infer(in)[0].shape;
-    if (is_depthwise(x, w)) {
-      SpatialAttrs a = attrs_;
-      if (a.kernel.empty()) a.kernel = spatial(w);
-      a.complete(int(x.size()) - 2, node_);
-      std::vector<int64_t> pads;
-      const auto osz = a.output_sizes(spatial(x), node_, &pads);
-      const int64_t per = kernels::depthwise_work_floats(make_window2d(spatial(x), osz, a, pads));
-      return size_t(per) * size_t(current_num_threads()) * sizeof(float) + 64;
+    infer(in);  // validates before any geometry is derived
+    const Shape &x = in[0].shape, &w = in[1].shape;
+    const kernels::Window2D g = window(x, w);
+    const ConvAlgo algo = choose(x, w, g);
+    const int64_t threads = current_num_threads();
+    if (algo == ConvAlgo::Depthwise) return size_t(kernels::depthwise_work_floats(g) * threads) * sizeof(float) + 64;
+    const int64_t Cg = x[1] / group_, Mg = w[0] / group_, K = Cg * g.kh * g.kw, N = g.oh * g.ow;
+    int64_t floats = 0;
+    if (algo == ConvAlgo::Pointwise) {
+      floats = int64_t(kernels::gemm_tail_floats(K, kt_->gemm_nr)) * threads;
+    } else if (algo == ConvAlgo::Indirect) {
+      const kernels::IndirectConv ic(g);
+      floats = round16(ic.input_floats(Cg)) + round16(Mg * ic.grid_columns()) + round16(K * 2);  // + row pointers
+    } else {
+      floats = int64_t(kernels::packed_b_floats(K, N, kt_->gemm_nr));
     }
-    const int64_t K = shape_numel(w) / std::max<int64_t>(w[0], 1), N = shape_numel(spatial(y));
-    // Pointwise convolutions read their input in place: only partial panels are packed.
-    size_t floats = b_scratch_floats(x, w, K, N);
-    if (packed_w_.empty()) floats += kernels::packed_a_floats(w[0] / group_, K, kt_->gemm_mr) * group_;
-    return floats * sizeof(float) + 64;
+    if (packed_w_.empty()) floats += int64_t(kernels::packed_a_floats(Mg, K, kt_->gemm_mr)) * group_;
+    return size_t(round16(floats)) * sizeof(float) + 64;
   }
 
   void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void* scratch) override {
     const Tensor &x = in[0], &w = in[1];
     Tensor& y = out[0];
     const float* bias = in.size() > 2 && in[2].data ? in[2].ptr<float>() : nullptr;
-    SpatialAttrs a = attrs_;
-    if (a.kernel.empty()) a.kernel = spatial(w.shape);
-    a.complete(x.rank() - 2, node_);
-    std::vector<int64_t> pads;
-    const auto osz = a.output_sizes(spatial(x.shape), node_, &pads);
-    const kernels::Window2D g = make_window2d(spatial(x.shape), osz, a, pads);
+    const kernels::Window2D g = window(x.shape, w.shape);
+    const ConvAlgo algo = choose(x.shape, w.shape, g);
     const int64_t batch = x.shape[0], C = x.shape[1], M = w.shape[0];
     const int64_t in_plane = g.ih * g.iw, out_plane = g.oh * g.ow;
     const KernelTable& kt = *kt_;
+    float* work = static_cast<float*>(scratch);
 
-    if (is_depthwise(x.shape, w.shape)) {
+    if (algo == ConvAlgo::Depthwise) {
       const float* xp = x.ptr<float>();
       float* yp = y.ptr<float>();
       const float* wp = w.ptr<float>();
       const int64_t per_thread = kernels::depthwise_work_floats(g);
       parallel_for_indexed(batch * C, [&](int64_t b, int64_t e, int t) {
-        float* work = static_cast<float*>(scratch) + t * per_thread;
         for (int64_t i = b; i < e; ++i) {
           const int64_t c = i % C;
-          kt.depthwise2d(g, xp + i * in_plane, wp + c * g.kh * g.kw, bias ? bias[c] : 0.f, yp + i * out_plane, work);
+          kt.depthwise2d(g, xp + i * in_plane, wp + c * g.kh * g.kw, bias ? bias[c] : 0.f, yp + i * out_plane,
+                         work + t * per_thread);
           if (!act_.is_identity()) kt.unary(act_, yp + i * out_plane, yp + i * out_plane, out_plane);
         }
       });
       return;
     }
     const int64_t Cg = C / group_, Mg = M / group_, K = Cg * g.kh * g.kw;
-    float* packed_b = static_cast<float*>(scratch);
+    // Scratch: [B operand work][packed weights when W is fed at run time].
+    const kernels::IndirectConv ic(g);
+    float* b_work = work;
+    int64_t b_floats = 0;
+    if (algo == ConvAlgo::Pointwise) b_floats = int64_t(kernels::gemm_tail_floats(K, kt.gemm_nr)) * current_num_threads();
+    else if (algo == ConvAlgo::Indirect) b_floats = round16(ic.input_floats(Cg)) + round16(Mg * ic.grid_columns()) + round16(K * 2);
+    else b_floats = int64_t(kernels::packed_b_floats(K, out_plane, kt.gemm_nr));
     const float* packed_w = packed_w_.data();
+    const size_t a_stride = kernels::packed_a_floats(Mg, K, kt.gemm_mr);
     if (packed_w_.empty()) {  // weights fed at run time: pack them into scratch
-      float* pw = packed_b + b_scratch_floats(x.shape, w.shape, K, out_plane);
-      const size_t per_group = kernels::packed_a_floats(Mg, K, kt.gemm_mr);
+      float* pw = work + round16(b_floats);
       for (int64_t gi = 0; gi < group_; ++gi)
-        kernels::pack_a(w.ptr<float>() + gi * Mg * K, K, 1, Mg, K, kt.gemm_mr, pw + gi * per_group);
+        kernels::pack_a(w.ptr<float>() + gi * Mg * K, K, 1, Mg, K, kt.gemm_mr, pw + gi * a_stride);
       packed_w = pw;
     }
-    const size_t a_stride = kernels::packed_a_floats(Mg, K, kt.gemm_mr);
-    const int64_t panels = (out_plane + kt.gemm_nr - 1) / kt.gemm_nr;
-    const bool pointwise = is_pointwise(x.shape, w.shape);
     for (int64_t n = 0; n < batch; ++n) {
       for (int64_t gi = 0; gi < group_; ++gi) {
         const float* xg = x.ptr<float>() + (n * C + gi * Cg) * in_plane;
-        kernels::GemmB b{packed_b, 0, nullptr};
-        if (pointwise) {
-          b = kernels::GemmB{xg, in_plane, packed_b};
-        } else {
-          parallel_for(panels, [&](int64_t p0, int64_t p1) { kernels::im2col_packed(xg, Cg, g, kt.gemm_nr, packed_b, p0, p1); });
-        }
+        float* yg = y.ptr<float>() + (n * M + gi * Mg) * out_plane;
         kernels::Epilogue ep;
         ep.row_bias = bias ? bias + gi * Mg : nullptr;
         ep.act = act_;
-        float* yg = y.ptr<float>() + (n * M + gi * Mg) * out_plane;
-        kernels::gemm(kt, Mg, out_plane, K, packed_w + gi * a_stride, b, yg, out_plane, ep);
+        const float* a = packed_w + gi * a_stride;
+        if (algo == ConvAlgo::Pointwise) {
+          kernels::gemm(kt, Mg, out_plane, K, a, kernels::GemmB{xg, in_plane, b_work}, yg, out_plane, ep);
+        } else if (algo == ConvAlgo::Indirect) {
+          float* input = b_work;
+          float* grid = input + round16(ic.input_floats(Cg));
+          const float** rows = reinterpret_cast<const float**>(grid + round16(Mg * ic.grid_columns()));
+          parallel_for(Cg, [&](int64_t c0, int64_t c1) { ic.build_input(xg, c0, c1, input); });
+          ic.build_rows(input, Cg, rows);
+          kernels::GemmB b;
+          b.rows = rows;
+          kernels::gemm(kt, Mg, ic.grid_columns(), K, a, b, grid, ic.grid_columns(), ep);
+          parallel_for(Mg, [&](int64_t m0, int64_t m1) { ic.compact(grid, m0, m1, yg); });
+        } else {
+          const int64_t panels = (out_plane + kt.gemm_nr - 1) / kt.gemm_nr;
+          parallel_for(panels, [&](int64_t p0, int64_t p1) { kernels::im2col_packed(xg, Cg, g, kt.gemm_nr, b_work, p0, p1); });
+          kernels::gemm(kt, Mg, out_plane, K, a, kernels::GemmB{b_work, 0, nullptr}, yg, out_plane, ep);
+        }
       }
     }
   }
 
  private:
-  bool is_depthwise(const Shape& x, const Shape& w) const { return group_ > 1 && group_ == x[1] && w[0] == group_; }
-  // 1x1, stride 1, no padding: the input is already the GEMM's B matrix.
-  bool is_pointwise(const Shape& x, const Shape& w) const {
+  static int64_t round16(int64_t f) { return (f + 15) / 16 * 16; }
+
+  kernels::Window2D window(const Shape& x, const Shape& w) const {
     SpatialAttrs a = attrs_;
     if (a.kernel.empty()) a.kernel = spatial(w);
     a.complete(int(x.size()) - 2, node_);
-    for (size_t i = 0; i < a.kernel.size(); ++i)
-      if (a.kernel[i] != 1 || a.strides[i] != 1 || a.pads[i] != 0 || a.pads[i + a.kernel.size()] != 0) return false;
-    return true;  // (auto_pad pads of a 1x1 stride-1 window are zero too)
+    std::vector<int64_t> pads;
+    const auto osz = a.output_sizes(spatial(x), node_, &pads);
+    return make_window2d(spatial(x), osz, a, pads);
   }
-  // Scratch floats for the B operand: packed im2col panels, or the tail panel per thread.
-  size_t b_scratch_floats(const Shape& x, const Shape& w, int64_t K, int64_t N) const {
-    return is_pointwise(x, w) ? kernels::gemm_tail_floats(K, kt_->gemm_nr) * size_t(current_num_threads())
-                              : kernels::packed_b_floats(K, N, kt_->gemm_nr);
+
+  ConvAlgo choose(const Shape& x, const Shape& w, const kernels::Window2D& g) const {
+    if (group_ > 1 && group_ == x[1] && w[0] == group_) return ConvAlgo::Depthwise;
+    const bool one = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 &&
+                     g.oh == g.ih && g.ow == g.iw;
+    if (one) return ConvAlgo::Pointwise;
+    if (kernels::IndirectConv::applies(g)) return ConvAlgo::Indirect;
+    return ConvAlgo::Im2col;
   }
 
   void prepack(const Tensor& w) {
     if (w.dtype != DType::f32 || w.rank() < 3 || w.shape[0] % group_ != 0) return;  // infer() reports it
     if (group_ > 1 && w.shape[1] == 1 && w.shape[0] == group_) {  // depthwise reads W directly
-      algo_ = "depthwise-direct";
+      algo_ = algo_name(ConvAlgo::Depthwise);
       return;
     }
     bool pointwise = true;
     for (int64_t d : spatial(w.shape)) pointwise = pointwise && d == 1;
-    algo_ = pointwise ? "pointwise-gemm" : "im2col-gemm";
+    algo_ = pointwise ? algo_name(ConvAlgo::Pointwise) : algo_name(ConvAlgo::Indirect);
     const int64_t M = w.shape[0], Mg = M / group_, K = w.numel() / M;
     const size_t per_group = kernels::packed_a_floats(Mg, K, kt_->gemm_mr);
     storage_ = aligned_buffer(per_group * group_ * sizeof(float));
@@ -183,7 +212,7 @@ class ConvOp : public Op {
   kernels::Activation act_;
   std::shared_ptr<void> storage_;
   Span packed_w_;
-  const char* algo_ = "im2col-gemm";
+  std::string algo_ = "gemm";
 };
 
 class ConvTransposeOp : public Op {

@@ -1,0 +1,78 @@
+#include "kernels/conv/indirect.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace pycnn::kernels {
+
+IndirectConv::IndirectConv(const Window2D& geometry) : g(geometry), s(geometry.sh) {
+  // A phase plane must hold every output column's window and the whole input row.
+  const int64_t wp = std::max((g.ow - 1) * s + (g.kw - 1) * g.dw + 1, g.pw + g.iw);
+  wq = (wp + s - 1) / s;
+  // Rows: the last output row's window, plus one row of slack for the grid's dropped columns.
+  hq = (g.oh - 1) + ((g.kh - 1) * g.dh) / s + 2;
+  channel_floats = s * s * hq * wq;
+}
+
+int64_t IndirectConv::input_floats(int64_t channels) const {
+  return channels * channel_floats + 2 * wq + 64;  // a panel may read up to nr floats past the grid
+}
+
+void IndirectConv::build_input(const float* x, int64_t c0, int64_t c1, float* out) const {
+  const int64_t hp = hq * s, wp = wq * s;
+  for (int64_t c = c0; c < c1; ++c) {
+    float* base = out + c * channel_floats;
+    const float* xc = x + c * g.ih * g.iw;
+    if (s == 1) {
+      for (int64_t r = 0; r < hp; ++r) {
+        float* d = base + r * wq;
+        const int64_t src = r - g.ph;
+        if (src < 0 || src >= g.ih) {
+          std::fill(d, d + wq, 0.f);
+          continue;
+        }
+        const int64_t right = std::min(g.iw, wq - g.pw);
+        std::fill(d, d + g.pw, 0.f);
+        std::memcpy(d + g.pw, xc + src * g.iw, size_t(std::max<int64_t>(right, 0)) * sizeof(float));
+        std::fill(d + g.pw + std::max<int64_t>(right, 0), d + wq, 0.f);
+      }
+      continue;
+    }
+    // Stride s: padded element (r, col) goes to phase (r % s, col % s) at (r / s, col / s).
+    for (int64_t r = 0; r < hp; ++r) {
+      const int64_t src = r - g.ph, py = r % s, rq = r / s;
+      for (int64_t px = 0; px < s; ++px) {
+        float* d = base + (py * s + px) * hq * wq + rq * wq;
+        if (src < 0 || src >= g.ih) {
+          std::fill(d, d + wq, 0.f);
+          continue;
+        }
+        const float* xr = xc + src * g.iw;
+        for (int64_t cq = 0; cq < wq; ++cq) {
+          const int64_t col = cq * s + px - g.pw;
+          d[cq] = (col >= 0 && col < g.iw) ? xr[col] : 0.f;
+        }
+      }
+    }
+    (void)wp;
+  }
+}
+
+void IndirectConv::build_rows(const float* input, int64_t channels, const float** rows) const {
+  for (int64_t c = 0; c < channels; ++c)
+    for (int64_t i = 0; i < g.kh; ++i)
+      for (int64_t j = 0; j < g.kw; ++j) {
+        const int64_t dy = i * g.dh, dx = j * g.dw;
+        const int64_t phase = (dy % s) * s + dx % s;
+        *rows++ = input + c * channel_floats + phase * hq * wq + (dy / s) * wq + dx / s;
+      }
+}
+
+void IndirectConv::compact(const float* grid, int64_t m0, int64_t m1, float* y) const {
+  const int64_t cols = grid_columns();
+  for (int64_t m = m0; m < m1; ++m)
+    for (int64_t oh = 0; oh < g.oh; ++oh)
+      std::memcpy(y + (m * g.oh + oh) * g.ow, grid + m * cols + oh * wq, size_t(g.ow) * sizeof(float));
+}
+
+}  // namespace pycnn::kernels
