@@ -257,8 +257,9 @@ PYBIND11_MODULE(_core, m) {
           {
             py::gil_scoped_release nogil;
             ThreadScope scope(threads);
+            auto work = aligned_buffer(kernels::gemm_work_bytes(*kt, M));
             kernels::gemm_packed(*kt, M, N, K, static_cast<float*>(pa.get()), static_cast<float*>(pb.get()),
-                                 c.mutable_data(), N, kernels::Epilogue{});
+                                 c.mutable_data(), N, kernels::Epilogue{}, static_cast<float*>(work.get()));
           }
           return c;
         },

@@ -58,80 +58,104 @@ void pack_b_panel(const float* B, int64_t rs, int64_t cs, int64_t K, int64_t N, 
   }
 }
 
-size_t gemm_tail_floats(int64_t K, int nr) { return size_t(round_up(K * nr, 16)); }
+namespace {
+constexpr int64_t kKC = 256;     // B block rows: a kKC x nr panel fits L1 beside the A slice
+constexpr int64_t kNCPanels = 8; // B block columns, in panels: the block fits L2
+}  // namespace
+
+size_t gemm_work_floats(const KernelTable& kt, int64_t M) {
+  return size_t(round_up(kKC * kNCPanels * kt.gemm_nr, 16) + round_up(M, kt.gemm_mr) * kt.gemm_nr);
+}
+
+size_t gemm_work_bytes(const KernelTable& kt, int64_t M) {
+  return gemm_work_floats(kt, M) * size_t(current_num_threads()) * sizeof(float);
+}
 
 void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* Ap, const GemmB& B, float* C,
           int64_t ldc, const Epilogue& ep) {
   const int mr = kt.gemm_mr, nr = kt.gemm_nr;
   const int64_t mp = (M + mr - 1) / mr, np = (N + nr - 1) / nr;
-  // Work items pair a chunk of panels of one operand with every panel of the
-  // other: the chunk's panels are reused from cache across the inner loop.
-  // The operand with more bytes goes outside, so it streams from memory once.
-  const bool a_outer = M > N;
-  const int64_t chunk = 4;
-  const int64_t outer = a_outer ? mp : np;
-  const int64_t items = (outer + chunk - 1) / chunk;
+  const bool packed = !B.rows && B.ld == 0;
   // ReLU and ReLU6 (Clip) go into the micro-kernel's store with the row
   // bias; other activations and column biases take a pass over the tile.
   const bool clamp = ep.act.kind == UnaryKind::Relu || ep.act.kind == UnaryKind::Clip;
   const bool store_fuses = !ep.col_bias && (ep.act.is_identity() || clamp);
-  auto tile_job = [&](int64_t pm, int64_t pn, float* tail_panel, float* tile) {
-    const int64_t m0 = pm * mr, rows = std::min<int64_t>(mr, M - m0);
-    const int64_t n0 = pn * nr, cols = std::min<int64_t>(nr, N - n0);
-    const float* a = Ap + m0 * K;
-    const float* b = nullptr;
-    int64_t ldb;
-    if (B.rows) {
-      ldb = n0;
-    } else if (B.ld == 0) {
-      b = B.data + n0 * K;
-      ldb = nr;
-    } else if (cols == nr) {
-      b = B.data + n0;
-      ldb = B.ld;
-    } else {
-      b = tail_panel;  // packed by the caller for this panel
-      ldb = nr;
-    }
-    const bool full = cols == nr;  // partial columns go through the tile
-    float* c = full ? C + m0 * ldc + n0 : tile;
-    const int64_t ldt = full ? ldc : nr;
-    if (K == 0) {
-      for (int64_t r = 0; r < rows; ++r) std::fill(c + r * ldt, c + r * ldt + cols, 0.f);
-    }
-    GemmStore st;
-    if (store_fuses && K > 0) {
-      st.row_bias = ep.row_bias ? ep.row_bias + m0 : nullptr;
-      st.clamp = clamp;
-      st.lo = ep.act.kind == UnaryKind::Relu ? 0.f : ep.act.alpha;
-      st.hi = ep.act.kind == UnaryKind::Relu ? INFINITY : ep.act.beta;
-    }
-    if (K > 0) kt.gemm_ukernel(int(rows), K, a, b, ldb, B.rows, c, ldt, st);
+  GemmStore last;
+  if (store_fuses) {
+    last.clamp = clamp;
+    last.lo = ep.act.kind == UnaryKind::Relu ? 0.f : ep.act.alpha;
+    last.hi = ep.act.kind == UnaryKind::Relu ? INFINITY : ep.act.beta;
+  }
+  auto epilogue_pass = [&](float* c, int64_t ldt, int64_t m0, int64_t rows, int64_t n0, int64_t cols) {
     for (int64_t r = 0; r < rows; ++r) {
       float* cr = c + r * ldt;
-      if (!store_fuses || K == 0) {
-        if (ep.col_bias) kt.binary(BinaryKind::Add, cr, 1, ep.col_bias + n0, 1, cr, cols);
-        kt.bias_act(cr, cols, ep.row_bias ? ep.row_bias[m0 + r] : 0.f, ep.act);
-      }
-      if (!full) std::memcpy(C + (m0 + r) * ldc + n0, cr, size_t(cols) * sizeof(float));
+      if (ep.col_bias) kt.binary(BinaryKind::Add, cr, 1, ep.col_bias + n0, 1, cr, cols);
+      kt.bias_act(cr, cols, ep.row_bias ? ep.row_bias[m0 + r] : 0.f, ep.act);
     }
   };
-  // The partial last N panel of an in-place B, packed once per thread that needs it.
-  const bool direct_tail = !B.rows && B.ld != 0 && N % nr != 0;
-  parallel_for_indexed(items, [&](int64_t begin, int64_t end, int t) {
-    alignas(64) float tile[16 * 64];  // covers every table's mr x nr
-    float* tail_panel = direct_tail ? B.tail + size_t(t) * gemm_tail_floats(K, nr) : nullptr;
-    if (direct_tail) pack_b_panel(B.data, B.ld, 1, K, N, nr, np - 1, tail_panel);
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t o0 = item * chunk, o1 = std::min(outer, o0 + chunk);
-      if (a_outer) {
-        for (int64_t pn = 0; pn < np; ++pn)
-          for (int64_t pm = o0; pm < o1; ++pm) tile_job(pm, pn, tail_panel, tile);
-      } else {
-        for (int64_t pm = 0; pm < mp; ++pm)
-          for (int64_t pn = o0; pn < o1; ++pn) tile_job(pm, pn, tail_panel, tile);
+  if (K == 0) {
+    for (int64_t m = 0; m < M; ++m) {
+      std::fill(C + m * ldc, C + m * ldc + N, 0.f);
+      epilogue_pass(C + m * ldc, ldc, m, 1, 0, N);
+    }
+    return;
+  }
+  // Copies B rows [k0, k0 + kc) of panels [p0, p1) into panels of kc x nr
+  // (columns past N zero).
+  auto pack_block = [&](int64_t k0, int64_t kc, int64_t p0, int64_t p1, float* dst) {
+    for (int64_t p = p0; p < p1; ++p) {
+      float* d = dst + (p - p0) * kc * nr;
+      const int64_t n0 = p * nr, cols = std::min<int64_t>(nr, N - n0);
+      for (int64_t k = 0; k < kc; ++k, d += nr) {
+        const float* src = B.rows ? B.rows[k0 + k] + n0 : B.data + (k0 + k) * B.ld + n0;
+        if (cols == nr) {
+          for (int j = 0; j < nr; ++j) d[j] = src[j];  // a short inline copy: a memcpy call costs more
+        } else {
+          for (int64_t j = 0; j < nr; ++j) d[j] = j < cols ? src[j] : 0.f;
+        }
       }
     }
+  };
+  // M panels [m_lo, m_hi) x N panels [n_lo, n_hi), in B blocks of kKC rows x
+  // kNCPanels panels. A partial last N panel accumulates in `tiles`.
+  auto blocked = [&](int64_t m_lo, int64_t m_hi, int64_t n_lo, int64_t n_hi, float* work) {
+    float* tiles = work + round_up(kKC * kNCPanels * nr, 16);
+    for (int64_t nc = n_lo; nc < n_hi; nc += kNCPanels) {
+      const int64_t nc_end = std::min(n_hi, nc + kNCPanels);
+      for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+        const int64_t kc = std::min(kKC, K - k0);
+        const bool final_block = k0 + kc == K;
+        if (!packed) pack_block(k0, kc, nc, nc_end, work);
+        for (int64_t pm = m_lo; pm < m_hi; ++pm) {
+          const int64_t m0 = pm * mr, rows = std::min<int64_t>(mr, M - m0);
+          const float* a = Ap + m0 * K + k0 * mr;
+          GemmStore st = final_block && store_fuses ? last : GemmStore{};
+          st.accumulate = k0 > 0;
+          if (final_block && store_fuses && ep.row_bias) st.row_bias = ep.row_bias + m0;
+          for (int64_t pn = nc; pn < nc_end; ++pn) {
+            const int64_t n0 = pn * nr, cols = std::min<int64_t>(nr, N - n0);
+            const float* b = packed ? B.data + pn * nr * K + k0 * nr : work + (pn - nc) * kc * nr;
+            const bool full = cols == nr;
+            float* c = full ? C + m0 * ldc + n0 : tiles + m0 * nr;
+            const int64_t ldt = full ? ldc : nr;
+            kt.gemm_ukernel(int(rows), kc, a, b, nr, nullptr, c, ldt, st);
+            if (!final_block) continue;
+            if (!store_fuses) epilogue_pass(c, ldt, m0, rows, n0, cols);
+            if (!full)
+              for (int64_t r = 0; r < rows; ++r) std::memcpy(C + (m0 + r) * ldc + n0, c + r * nr, size_t(cols) * sizeof(float));
+          }
+        }
+      }
+    }
+  };
+  const int threads = current_num_threads();
+  // Wide N: threads take column ranges (each packs its own B blocks).
+  // Narrow N: threads take row ranges (each packs the same, small, B).
+  const bool split_n = np >= 2 * threads || mp < threads;
+  parallel_for_indexed(split_n ? np : mp, [&](int64_t begin, int64_t end, int t) {
+    float* work = B.work + size_t(t) * gemm_work_floats(kt, M);
+    if (split_n) blocked(0, mp, begin, end, work);
+    else blocked(begin, end, 0, np, work);
   });
 }
 

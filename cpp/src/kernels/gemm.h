@@ -35,29 +35,32 @@ struct Epilogue {
   Activation act;
 };
 
-// The B operand: packed panels (pack_b), or a row-major K x N matrix read in
-// place (ld = its row stride), which spares a 1x1 convolution the copy. A
-// partial last panel of an in-place B is packed into `tail`, which must hold
-// gemm_tail_floats(K, nr) floats per thread.
+// The B operand: packed panels (pack_b), a row-major K x N matrix read in
+// place (ld = its row stride; a 1x1 convolution's input), or indirect rows
+// (row k is rows[k][0, N), readable nr floats past N; a convolution straight
+// from its padded input). `work` must hold gemm_work_floats(kt, M) floats
+// per thread: B blocks are packed there, and a partial last column panel
+// accumulates there.
 struct GemmB {
   const float* data = nullptr;
   int64_t ld = 0;  // 0: packed
-  float* tail = nullptr;
-  // Indirect B: row k is rows[k][0, N) (contiguous columns, readable nr
-  // floats past N): convolution straight from a padded input.
+  float* work = nullptr;
   const float* const* rows = nullptr;
 };
-size_t gemm_tail_floats(int64_t K, int nr);
+size_t gemm_work_floats(const KernelTable& kt, int64_t M);
 
-// C[M x N] (row stride ldc) = A_packed * B, then the epilogue. Splits the
-// tiles across the current scope's threads; the loop order keeps the larger
-// operand's panels in cache.
+// C[M x N] (row stride ldc) = A_packed * B, then the epilogue. Cache blocked
+// (GotoBLAS order): B in blocks of kKC rows x kNC columns, packed into L2,
+// against every A panel's matching kKC slice. Threads split N when it is
+// wide, M otherwise.
 void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* Ap, const GemmB& B, float* C,
           int64_t ldc, const Epilogue& ep);
 inline void gemm_packed(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* Ap, const float* Bp,
-                        float* C, int64_t ldc, const Epilogue& ep) {
-  gemm(kt, M, N, K, Ap, GemmB{Bp, 0, nullptr}, C, ldc, ep);
+                        float* C, int64_t ldc, const Epilogue& ep, float* work) {
+  gemm(kt, M, N, K, Ap, GemmB{Bp, 0, work}, C, ldc, ep);
 }
+// Scratch bytes for gemm's work areas on every thread of the current scope.
+size_t gemm_work_bytes(const KernelTable& kt, int64_t M);
 
 // Panel p of pack_b's output, written at `out`.
 void pack_b_panel(const float* B, int64_t rs, int64_t cs, int64_t K, int64_t N, int nr, int64_t p, float* out);

@@ -77,13 +77,14 @@ class ConvOp : public Op {
     if (algo == ConvAlgo::Depthwise) return size_t(kernels::depthwise_work_floats(g) * threads) * sizeof(float) + 64;
     const int64_t Cg = x[1] / group_, Mg = w[0] / group_, K = Cg * g.kh * g.kw, N = g.oh * g.ow;
     int64_t floats = 0;
+    const int64_t gemm_work = int64_t(kernels::gemm_work_floats(*kt_, Mg)) * threads;
     if (algo == ConvAlgo::Pointwise) {
-      floats = int64_t(kernels::gemm_tail_floats(K, kt_->gemm_nr)) * threads;
+      floats = gemm_work;
     } else if (algo == ConvAlgo::Indirect) {
       const kernels::IndirectConv ic(g);
-      floats = round16(ic.input_floats(Cg)) + round16(Mg * ic.grid_columns()) + round16(K * 2);  // + row pointers
+      floats = round16(ic.input_floats(Cg)) + round16(Mg * ic.grid_columns()) + round16(K * 2) + gemm_work;
     } else {
-      floats = int64_t(kernels::packed_b_floats(K, N, kt_->gemm_nr));
+      floats = int64_t(kernels::packed_b_floats(K, N, kt_->gemm_nr)) + gemm_work;
     }
     if (packed_w_.empty()) floats += int64_t(kernels::packed_a_floats(Mg, K, kt_->gemm_mr)) * group_;
     return size_t(round16(floats)) * sizeof(float) + 64;
@@ -120,9 +121,10 @@ class ConvOp : public Op {
     const kernels::IndirectConv ic(g);
     float* b_work = work;
     int64_t b_floats = 0;
-    if (algo == ConvAlgo::Pointwise) b_floats = int64_t(kernels::gemm_tail_floats(K, kt.gemm_nr)) * current_num_threads();
-    else if (algo == ConvAlgo::Indirect) b_floats = round16(ic.input_floats(Cg)) + round16(Mg * ic.grid_columns()) + round16(K * 2);
-    else b_floats = int64_t(kernels::packed_b_floats(K, out_plane, kt.gemm_nr));
+    const int64_t gemm_work = int64_t(kernels::gemm_work_floats(kt, Mg)) * current_num_threads();
+    if (algo == ConvAlgo::Pointwise) b_floats = gemm_work;
+    else if (algo == ConvAlgo::Indirect) b_floats = round16(ic.input_floats(Cg)) + round16(Mg * ic.grid_columns()) + round16(K * 2) + gemm_work;
+    else b_floats = int64_t(kernels::packed_b_floats(K, out_plane, kt.gemm_nr)) + gemm_work;
     const float* packed_w = packed_w_.data();
     const size_t a_stride = kernels::packed_a_floats(Mg, K, kt.gemm_mr);
     if (packed_w_.empty()) {  // weights fed at run time: pack them into scratch
@@ -149,12 +151,14 @@ class ConvOp : public Op {
           ic.build_rows(input, Cg, rows);
           kernels::GemmB b;
           b.rows = rows;
+          b.work = reinterpret_cast<float*>(rows) + round16(K * 2);
           kernels::gemm(kt, Mg, ic.grid_columns(), K, a, b, grid, ic.grid_columns(), ep);
           parallel_for(Mg, [&](int64_t m0, int64_t m1) { ic.compact(grid, m0, m1, yg); });
         } else {
           const int64_t panels = (out_plane + kt.gemm_nr - 1) / kt.gemm_nr;
           parallel_for(panels, [&](int64_t p0, int64_t p1) { kernels::im2col_packed(xg, Cg, g, kt.gemm_nr, b_work, p0, p1); });
-          kernels::gemm(kt, Mg, out_plane, K, a, kernels::GemmB{b_work, 0, nullptr}, yg, out_plane, ep);
+          float* work_after_b = b_work + kernels::packed_b_floats(K, out_plane, kt.gemm_nr);
+          kernels::gemm(kt, Mg, out_plane, K, a, kernels::GemmB{b_work, 0, work_after_b}, yg, out_plane, ep);
         }
       }
     }
@@ -283,7 +287,7 @@ class ConvTransposeOp : public Op {
     const int64_t Cg = x[1] / group_, MK = shape_numel(w) / std::max<int64_t>(x[1], 1), HW = shape_numel(spatial(x));
     size_t floats = kernels::packed_a_floats(MK, Cg, kt_->gemm_mr) + kernels::packed_b_floats(Cg, HW, kt_->gemm_nr) +
                     size_t(MK * HW);
-    return floats * sizeof(float) + 3 * 64;
+    return floats * sizeof(float) + 4 * 64 + kernels::gemm_work_bytes(*kt_, MK);
   }
 
   void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void* scratch) override {
@@ -302,6 +306,7 @@ class ConvTransposeOp : public Op {
     float* pa = static_cast<float*>(scratch);
     float* pb = pa + round_to_cacheline(kernels::packed_a_floats(MK, Cg, kt.gemm_mr));
     float* cols = pb + round_to_cacheline(kernels::packed_b_floats(Cg, HW, kt.gemm_nr));
+    float* gemm_work = cols + round_to_cacheline(size_t(MK * HW));
     std::memset(y.data, 0, y.nbytes());
     for (int64_t gi = 0; gi < group_; ++gi) {
       // A(m, k) = W[gi*Cg + k][m]: the group's weight, transposed.
@@ -309,7 +314,7 @@ class ConvTransposeOp : public Op {
       for (int64_t n = 0; n < batch; ++n) {
         const float* xg = x.ptr<float>() + (n * C + gi * Cg) * HW;
         kernels::pack_b(xg, HW, 1, Cg, HW, kt.gemm_nr, pb);
-        kernels::gemm_packed(kt, MK, HW, Cg, pa, pb, cols, HW, kernels::Epilogue{});
+        kernels::gemm_packed(kt, MK, HW, Cg, pa, pb, cols, HW, kernels::Epilogue{}, gemm_work);
         float* yg = y.ptr<float>() + (n * group_ + gi) * Mg * out_plane;
         parallel_for(Mg, [&](int64_t m0, int64_t m1) {
           kernels::col2im_add(cols + m0 * khw * HW, m1 - m0, g, yg + m0 * out_plane);

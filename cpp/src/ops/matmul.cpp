@@ -72,8 +72,8 @@ class GemmOp : public Op {
     int64_t M, K, N;
     dims(in[0].shape, in[1].shape, M, K, N);
     size_t f = cacheline_floats(kernels::packed_a_floats(M, K, kt_->gemm_mr));
-    if (!packed_.data) f += kernels::packed_b_floats(K, N, kt_->gemm_nr);
-    return f * sizeof(float) + 64;
+    f += cacheline_floats(kernels::packed_b_floats(K, N, kt_->gemm_nr));
+    return f * sizeof(float) + 64 + kernels::gemm_work_bytes(*kt_, M);
   }
   void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void* scratch) override {
     const KernelTable& kt = *kt_;
@@ -82,6 +82,8 @@ class GemmOp : public Op {
     float* pa = static_cast<float*>(scratch);
     kernels::pack_a(in[0].ptr<float>(), trans_a_ ? 1 : K, trans_a_ ? M : 1, M, K, kt.gemm_mr, pa);
     const float* pb = packed_.data;
+    float* work = pa + cacheline_floats(kernels::packed_a_floats(M, K, kt.gemm_mr)) +
+                  cacheline_floats(kernels::packed_b_floats(K, N, kt.gemm_nr));
     if (!pb) {
       float* p = pa + cacheline_floats(kernels::packed_a_floats(M, K, kt.gemm_mr));
       kernels::pack_b(in[1].ptr<float>(), trans_b_ ? 1 : N, trans_b_ ? K : 1, K, N, kt.gemm_nr, p);
@@ -95,7 +97,7 @@ class GemmOp : public Op {
     kernels::Epilogue ep;
     ep.col_bias = c_is_row ? in[2].ptr<float>() : nullptr;
     ep.act = (has_c && !c_is_row) ? kernels::Activation{} : act_;
-    kernels::gemm_packed(kt, M, N, K, pa, pb, y.ptr<float>(), N, ep);
+    kernels::gemm_packed(kt, M, N, K, pa, pb, y.ptr<float>(), N, ep, work);
     if (has_c && !c_is_row) {  // general broadcast of beta*C, then the activation
       BroadcastWalk walk(y.shape, {in[2].shape});
       float* yp = y.ptr<float>();
@@ -158,7 +160,8 @@ class MatMulOp : public Op {
     const Dims d = dims(in[0].shape, in[1].shape);
     const int64_t rows = folded_rows(in[0].shape, in[1].shape, d);
     return (cacheline_floats(kernels::packed_a_floats(rows, d.K, kt_->gemm_mr)) +
-            kernels::packed_b_floats(d.K, d.N, kt_->gemm_nr)) * sizeof(float) + 64;
+            cacheline_floats(kernels::packed_b_floats(d.K, d.N, kt_->gemm_nr))) * sizeof(float) + 64 +
+           kernels::gemm_work_bytes(*kt_, rows);
   }
   void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void* scratch) override {
     const KernelTable& kt = *kt_;
@@ -167,6 +170,7 @@ class MatMulOp : public Op {
     float* pa = static_cast<float*>(scratch);
     const int64_t rows = folded_rows(a.shape, b.shape, d);
     float* pb_scratch = pa + cacheline_floats(kernels::packed_a_floats(rows, d.K, kt.gemm_mr));
+    float* work = pb_scratch + cacheline_floats(kernels::packed_b_floats(d.K, d.N, kt.gemm_nr));
     if (rows != d.M) {  // B is one matrix: all of A's rows in one GEMM
       kernels::pack_a(a.ptr<float>(), d.K, 1, rows, d.K, kt.gemm_mr, pa);
       const float* pb = packed_.data;
@@ -174,7 +178,7 @@ class MatMulOp : public Op {
         kernels::pack_b(b.ptr<float>(), d.N, 1, d.K, d.N, kt.gemm_nr, pb_scratch);
         pb = pb_scratch;
       }
-      kernels::gemm_packed(kt, rows, d.N, d.K, pa, pb, out[0].ptr<float>(), d.N, kernels::Epilogue{});
+      kernels::gemm_packed(kt, rows, d.N, d.K, pa, pb, out[0].ptr<float>(), d.N, kernels::Epilogue{}, work);
       return;
     }
     // General batched case: walk the broadcast batch.
@@ -195,7 +199,7 @@ class MatMulOp : public Op {
         kernels::pack_b(b.ptr<float>() + off[1] * d.K * d.N, d.N, 1, d.K, d.N, kt.gemm_nr, pb_scratch);
         pb = pb_scratch;
       }
-      kernels::gemm_packed(kt, d.M, d.N, d.K, pa, pb, out[0].ptr<float>() + i * d.M * d.N, d.N, kernels::Epilogue{});
+      kernels::gemm_packed(kt, d.M, d.N, d.K, pa, pb, out[0].ptr<float>() + i * d.M * d.N, d.N, kernels::Epilogue{}, work);
     }
   }
 
