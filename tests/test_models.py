@@ -54,10 +54,10 @@ def test_optimizations_are_applied():
     sess = pycnn.InferenceSession(model("resnet18"))
     ops = [op for _, op, _ in sess.optimized_nodes()]
     assert "BatchNormalization" not in ops
-    # ResNet-18: the stem and the first conv of each of 8 blocks take their ReLU;
-    # the 8 ReLUs after residual Adds stay (residual fusion is not done yet).
-    assert sum(1 for _, op, fused in sess.optimized_nodes() if op == "Conv" and fused) == 9
-    assert ops.count("Relu") == 8
+    # ResNet-18: every ReLU goes into a convolution: the stem's and each block's
+    # first (9), and the 8 after residual Adds, which fuse into the block's last conv.
+    assert sum(1 for _, op, fused in sess.optimized_nodes() if op == "Conv" and fused) == 17
+    assert "Relu" not in ops and "Add" not in ops
     plain = pycnn.SessionOptions()
     plain.graph_optimization_level = pycnn.GraphOptimizationLevel.ORT_DISABLE_ALL
     unoptimized = pycnn.InferenceSession(model("resnet18"), plain)

@@ -79,7 +79,7 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
   // ReLU and ReLU6 (Clip) go into the micro-kernel's store with the row
   // bias; other activations and column biases take a pass over the tile.
   const bool clamp = ep.act.kind == UnaryKind::Relu || ep.act.kind == UnaryKind::Clip;
-  const bool store_fuses = !ep.col_bias && (ep.act.is_identity() || clamp);
+  const bool store_fuses = !ep.col_bias && !ep.residual && (ep.act.is_identity() || clamp);
   GemmStore last;
   if (store_fuses) {
     last.clamp = clamp;
@@ -90,6 +90,7 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
     for (int64_t r = 0; r < rows; ++r) {
       float* cr = c + r * ldt;
       if (ep.col_bias) kt.binary(BinaryKind::Add, cr, 1, ep.col_bias + n0, 1, cr, cols);
+      if (ep.residual) kt.binary(BinaryKind::Add, cr, 1, ep.residual + (m0 + r) * ep.residual_ld + n0, 1, cr, cols);
       kt.bias_act(cr, cols, ep.row_bias ? ep.row_bias[m0 + r] : 0.f, ep.act);
     }
   };

@@ -28,10 +28,14 @@ void pack_b(const float* B, int64_t rs, int64_t cs, int64_t K, int64_t N, int nr
             int64_t p0 = 0, int64_t p1 = -1);
 
 // What happens to C after the product: bias per row (conv: per output
-// channel) or per column (Gemm/FC), then an activation.
+// channel) or per column (Gemm/FC), a residual (a tensor laid out like C,
+// row stride residual_ld: the skip connection of a ResNet block), then an
+// activation.
 struct Epilogue {
   const float* row_bias = nullptr;
   const float* col_bias = nullptr;
+  const float* residual = nullptr;
+  int64_t residual_ld = 0;
   Activation act;
 };
 

@@ -65,11 +65,16 @@ class ConvOp : public Op {
                   " must have shape (", w[0], ",)");
     Shape out{x[0], w[0]};
     for (int64_t d : a.output_sizes(spatial(x), node_, nullptr)) out.push_back(d);
+    // A fused residual Add: the output is the Add's, broadcast like numpy.
+    if (in.size() > 3 && in[3].present) {
+      PYCNN_CHECK(in[3].dtype == DType::f32, ErrorCode::Unsupported, where(node_), ": the residual must be float32");
+      out = broadcast_shapes(out, in[3].shape, node_);
+    }
     return {TensorInfo{DType::f32, out}};
   }
 
   size_t scratch_bytes(const std::vector<TensorInfo>& in) override {
-    infer(in);  // validates before any geometry is derived
+    const Shape out = infer(in)[0].shape;  // validates before any geometry is derived
     const Shape &x = in[0].shape, &w = in[1].shape;
     const kernels::Window2D g = window(x, w);
     const ConvAlgo algo = choose(x, w, g);
@@ -87,14 +92,53 @@ class ConvOp : public Op {
       floats = int64_t(kernels::packed_b_floats(K, N, kt_->gemm_nr)) + gemm_work;
     }
     if (packed_w_.empty()) floats += int64_t(kernels::packed_a_floats(Mg, K, kt_->gemm_mr)) * group_;
+    // A residual that broadcasts (rare): the convolution goes to scratch first.
+    if (in.size() > 3 && in[3].present && in[3].shape != conv_shape(x, g, w)) floats = round16(floats) + shape_numel(conv_shape(x, g, w));
     return size_t(round16(floats)) * sizeof(float) + 64;
   }
 
   void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void* scratch) override {
     const Tensor &x = in[0], &w = in[1];
-    Tensor& y = out[0];
-    const float* bias = in.size() > 2 && in[2].data ? in[2].ptr<float>() : nullptr;
     const kernels::Window2D g = window(x.shape, w.shape);
+    const Tensor* residual = in.size() > 3 && in[3].data ? &in[3] : nullptr;
+    if (residual && residual->shape != conv_shape(x.shape, g, w.shape)) {
+      run_broadcast_residual(in, out, scratch, g);
+      return;
+    }
+    convolve(in, out[0], scratch, g, residual, act_);
+  }
+
+ private:
+  // The output shape of the convolution itself.
+  static Shape conv_shape(const Shape& x, const kernels::Window2D& g, const Shape& w) {
+    return x.size() == 3 ? Shape{x[0], w[0], g.ow} : Shape{x[0], w[0], g.oh, g.ow};
+  }
+
+  // Convolution into scratch, then out = act(conv + residual) with numpy broadcasting.
+  void run_broadcast_residual(const std::vector<Tensor>& in, std::vector<Tensor>& out, void* scratch,
+                              const kernels::Window2D& g) {
+    const Shape cs = conv_shape(in[0].shape, g, in[1].shape);
+    const size_t conv_floats = size_t(shape_numel(cs));
+    float* conv_out = static_cast<float*>(scratch);
+    Tensor tmp(DType::f32, cs, conv_out);
+    convolve(in, tmp, conv_out + (conv_floats + 15) / 16 * 16, g, nullptr, kernels::Activation{});
+    const Tensor& r = in[3];
+    BroadcastWalk walk(out[0].shape, {cs, r.shape});
+    const auto& kt = *kt_;
+    float* y = out[0].ptr<float>();
+    for (int64_t o = 0; o < walk.outer_count; ++o) {
+      int64_t off[2];
+      walk.offsets(o, off);
+      kt.binary(kernels::BinaryKind::Add, conv_out + off[0], walk.inner_stride[0], r.ptr<float>() + off[1],
+                walk.inner_stride[1], y + o * walk.inner, walk.inner);
+    }
+    if (!act_.is_identity()) kt.unary(act_, y, y, out[0].numel());
+  }
+
+  void convolve(const std::vector<Tensor>& in, Tensor& y, void* scratch, const kernels::Window2D& g,
+                const Tensor* residual, const kernels::Activation& act) {
+    const Tensor &x = in[0], &w = in[1];
+    const float* bias = in.size() > 2 && in[2].data ? in[2].ptr<float>() : nullptr;
     const ConvAlgo algo = choose(x.shape, w.shape, g);
     const int64_t batch = x.shape[0], C = x.shape[1], M = w.shape[0];
     const int64_t in_plane = g.ih * g.iw, out_plane = g.oh * g.ow;
@@ -109,9 +153,10 @@ class ConvOp : public Op {
       parallel_for_indexed(batch * C, [&](int64_t b, int64_t e, int t) {
         for (int64_t i = b; i < e; ++i) {
           const int64_t c = i % C;
-          kt.depthwise2d(g, xp + i * in_plane, wp + c * g.kh * g.kw, bias ? bias[c] : 0.f, yp + i * out_plane,
-                         work + t * per_thread);
-          if (!act_.is_identity()) kt.unary(act_, yp + i * out_plane, yp + i * out_plane, out_plane);
+          float* yi = yp + i * out_plane;
+          kt.depthwise2d(g, xp + i * in_plane, wp + c * g.kh * g.kw, bias ? bias[c] : 0.f, yi, work + t * per_thread);
+          if (residual) kt.binary(kernels::BinaryKind::Add, yi, 1, residual->ptr<float>() + i * out_plane, 1, yi, out_plane);
+          if (!act.is_identity()) kt.unary(act, yi, yi, out_plane);
         }
       });
       return;
@@ -139,7 +184,10 @@ class ConvOp : public Op {
         float* yg = y.ptr<float>() + (n * M + gi * Mg) * out_plane;
         kernels::Epilogue ep;
         ep.row_bias = bias ? bias + gi * Mg : nullptr;
-        ep.act = act_;
+        ep.act = act;
+        const float* res = residual ? residual->ptr<float>() + (n * M + gi * Mg) * out_plane : nullptr;
+        ep.residual = res;
+        ep.residual_ld = out_plane;
         const float* a = packed_w + gi * a_stride;
         if (algo == ConvAlgo::Pointwise) {
           kernels::gemm(kt, Mg, out_plane, K, a, kernels::GemmB{xg, in_plane, b_work}, yg, out_plane, ep);
@@ -152,8 +200,20 @@ class ConvOp : public Op {
           kernels::GemmB b;
           b.rows = rows;
           b.work = reinterpret_cast<float*>(rows) + round16(K * 2);
-          kernels::gemm(kt, Mg, ic.grid_columns(), K, a, b, grid, ic.grid_columns(), ep);
-          parallel_for(Mg, [&](int64_t m0, int64_t m1) { ic.compact(grid, m0, m1, yg); });
+          // The grid is laid out unlike y: residual and activation follow the compaction.
+          kernels::Epilogue grid_ep;
+          grid_ep.row_bias = ep.row_bias;
+          if (!res) grid_ep.act = act;
+          kernels::gemm(kt, Mg, ic.grid_columns(), K, a, b, grid, ic.grid_columns(), grid_ep);
+          parallel_for(Mg, [&](int64_t m0, int64_t m1) {
+            ic.compact(grid, m0, m1, yg);
+            if (!res) return;
+            for (int64_t m = m0; m < m1; ++m) {
+              float* ym = yg + m * out_plane;
+              kt.binary(kernels::BinaryKind::Add, ym, 1, res + m * out_plane, 1, ym, out_plane);
+              if (!act.is_identity()) kt.unary(act, ym, ym, out_plane);
+            }
+          });
         } else {
           const int64_t panels = (out_plane + kt.gemm_nr - 1) / kt.gemm_nr;
           parallel_for(panels, [&](int64_t p0, int64_t p1) { kernels::im2col_packed(xg, Cg, g, kt.gemm_nr, b_work, p0, p1); });
@@ -164,7 +224,6 @@ class ConvOp : public Op {
     }
   }
 
- private:
   static int64_t round16(int64_t f) { return (f + 15) / 16 * 16; }
 
   kernels::Window2D window(const Shape& x, const Shape& w) const {

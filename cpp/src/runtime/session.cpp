@@ -265,6 +265,7 @@ Session::Session(Graph graph, const SessionOptions& options) : impl_(std::make_u
     if (options.optimization_level >= 1) {
       passes::fold_batch_norm(s.graph);
       passes::fuse_activations(s.graph);
+      passes::fuse_residual_adds(s.graph);
     }
     passes::eliminate_dead_nodes(s.graph);
     s.create_ops();

@@ -98,4 +98,39 @@ void fuse_activations(Graph& g) {
   g.nodes = std::move(kept);
 }
 
+void fuse_residual_adds(Graph& g) {
+  auto readers = g.consumers();
+  std::vector<char> drop(g.nodes.size(), 0);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    Node& p = g.nodes[i];
+    if (p.op_type != "Conv" || p.attrs.has("_fused_act") || p.outputs.size() != 1 || p.inputs.size() < 2 ||
+        p.inputs.size() > 3)
+      continue;
+    const int y = p.outputs[0];
+    const int add = single_reader(g, readers, y);
+    if (add < 0 || drop[add] || g.nodes[add].op_type != "Add" || g.nodes[add].inputs.size() != 2) continue;
+    const Node& a = g.nodes[add];
+    const int other = a.inputs[0] == y ? a.inputs[1] : a.inputs[0];
+    if (other == y || other < 0 || g.values[other].dtype != DType::f32) continue;
+    p.inputs.resize(3, -1);
+    p.inputs.push_back(other);
+    p.outputs[0] = a.outputs[0];
+    drop[add] = 1;
+    // The activation after the Add, if any.
+    const int s = a.outputs[0];
+    const int r = single_reader(g, readers, s);
+    kernels::Activation act;
+    if (r >= 0 && !drop[r] && g.nodes[r].inputs[0] == s && as_activation(g, g.nodes[r], act)) {
+      set_activation(p, act);
+      p.outputs[0] = g.nodes[r].outputs[0];
+      drop[r] = 1;
+    }
+  }
+  std::vector<Node> kept;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (!drop[i]) kept.push_back(std::move(g.nodes[i]));
+  g.nodes = std::move(kept);
+  g.sort_and_validate();
+}
+
 }  // namespace pycnn::passes

@@ -15,6 +15,11 @@ void fold_batch_norm(Graph& g);
 // LeakyRelu, Sigmoid, HardSigmoid, HardSwish, Tanh, x*Sigmoid(x)): the
 // activation moves into the producer's epilogue.
 void fuse_activations(Graph& g);
+// Conv whose only reader is an Add (the skip connection of a residual block),
+// optionally followed by an activation: the Add, and the activation, move into
+// the Conv's epilogue; the other Add operand becomes the Conv's 4th input.
+// The graph is re-sorted afterwards (that operand may come later).
+void fuse_residual_adds(Graph& g);
 // Removes nodes whose outputs nobody reads, and constants nobody uses.
 void eliminate_dead_nodes(Graph& g);
 
