@@ -79,18 +79,21 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
   // ReLU and ReLU6 (Clip) go into the micro-kernel's store with the row
   // bias; other activations and column biases take a pass over the tile.
   const bool clamp = ep.act.kind == UnaryKind::Relu || ep.act.kind == UnaryKind::Clip;
-  const bool store_fuses = !ep.col_bias && !ep.residual && (ep.act.is_identity() || clamp);
+  const bool store_fuses = !ep.col_bias && (ep.act.is_identity() || clamp);
   GemmStore last;
   if (store_fuses) {
     last.clamp = clamp;
     last.lo = ep.act.kind == UnaryKind::Relu ? 0.f : ep.act.alpha;
     last.hi = ep.act.kind == UnaryKind::Relu ? INFINITY : ep.act.beta;
   }
-  auto epilogue_pass = [&](float* c, int64_t ldt, int64_t m0, int64_t rows, int64_t n0, int64_t cols) {
+  // with_residual: whether the pass adds the residual (the store did not).
+  auto epilogue_pass = [&](float* c, int64_t ldt, int64_t m0, int64_t rows, int64_t n0, int64_t cols,
+                           bool with_residual = true) {
     for (int64_t r = 0; r < rows; ++r) {
       float* cr = c + r * ldt;
       if (ep.col_bias) kt.binary(BinaryKind::Add, cr, 1, ep.col_bias + n0, 1, cr, cols);
-      if (ep.residual) kt.binary(BinaryKind::Add, cr, 1, ep.residual + (m0 + r) * ep.residual_ld + n0, 1, cr, cols);
+      if (ep.residual && with_residual)
+        kt.binary(BinaryKind::Add, cr, 1, ep.residual + (m0 + r) * ep.residual_ld + n0, 1, cr, cols);
       kt.bias_act(cr, cols, ep.row_bias ? ep.row_bias[m0 + r] : 0.f, ep.act);
     }
   };
@@ -139,9 +142,23 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
             const bool full = cols == nr;
             float* c = full ? C + m0 * ldc + n0 : tiles + m0 * nr;
             const int64_t ldt = full ? ldc : nr;
-            kt.gemm_ukernel(int(rows), kc, a, b, nr, nullptr, c, ldt, st);
+            // The residual joins the store on full panels (a partial one would read past its rows).
+            const bool store_residual = final_block && store_fuses && ep.residual && full;
+            st.residual = store_residual ? ep.residual + m0 * ep.residual_ld + n0 : nullptr;
+            st.residual_ld = ep.residual_ld;
+            GemmStore st_now = st;
+            if (final_block && store_fuses && ep.residual && !full) st_now.clamp = false;  // clamp after the residual
+            kt.gemm_ukernel(int(rows), kc, a, b, nr, nullptr, c, ldt, st_now);
             if (!final_block) continue;
-            if (!store_fuses) epilogue_pass(c, ldt, m0, rows, n0, cols);
+            if (!store_fuses) {
+              epilogue_pass(c, ldt, m0, rows, n0, cols);
+            } else if (ep.residual && !full) {
+              for (int64_t r = 0; r < rows; ++r) {
+                float* cr = c + r * ldt;
+                kt.binary(BinaryKind::Add, cr, 1, ep.residual + (m0 + r) * ep.residual_ld + n0, 1, cr, cols);
+                kt.bias_act(cr, cols, 0.f, ep.act);  // the bias went in with the store
+              }
+            }
             if (!full)
               for (int64_t r = 0; r < rows; ++r) std::memcpy(C + (m0 + r) * ldc + n0, c + r * nr, size_t(cols) * sizeof(float));
           }

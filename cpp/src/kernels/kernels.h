@@ -30,10 +30,13 @@ struct Window2D {
 };
 
 // How the GEMM micro-kernel stores its tile: optionally adding what C holds,
-// a bias per row (row_bias[r] for tile row r), then clamping to [lo, hi].
+// a bias per row (row_bias[r] for tile row r), a residual tile, then clamping
+// to [lo, hi].
 struct GemmStore {
   bool accumulate = false;
   const float* row_bias = nullptr;
+  const float* residual = nullptr;  // added after the bias: rows of residual_ld floats, like C's tile
+  int64_t residual_ld = 0;
   bool clamp = false;
   float lo = 0.f, hi = 0.f;
 };
