@@ -37,12 +37,17 @@ class SessionOptions:
         (only constant folding); anything higher folds batch norms and fuses
         activations into convolutions.
     inter_op_num_threads: accepted for compatibility; pycnn runs nodes in order.
+    enable_winograd: use Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions
+        where it is faster (default True). Its rounding error is a few times
+        that of direct convolution (see docs/architecture.md); False gives
+        direct convolution everywhere.
     """
 
     def __init__(self):
         self.intra_op_num_threads = 0
         self.inter_op_num_threads = 0
         self.graph_optimization_level = GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.enable_winograd = True
 
     def __repr__(self):
         return (f"SessionOptions(intra_op_num_threads={self.intra_op_num_threads}, "
@@ -82,7 +87,8 @@ class InferenceSession:
         self._model = load_model(path_or_bytes)
         graph, self._inputs, self._outputs = build_graph(self._model)
         self._options = options
-        self._session = _core.Session(graph, threads, int(options.graph_optimization_level))
+        self._session = _core.Session(graph, threads, int(options.graph_optimization_level),
+                                      bool(getattr(options, "enable_winograd", True)))
 
     # -- ONNX Runtime's API --------------------------------------------------
     def get_inputs(self):

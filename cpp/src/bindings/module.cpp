@@ -169,14 +169,16 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("num_nodes", [](const Graph& g) { return g.nodes.size(); });
 
   py::class_<Session>(m, "Session", "A compiled model: created once, run many times.")
-      .def(py::init([](Graph& g, int threads, int level) {
+      .def(py::init([](Graph& g, int threads, int level, bool winograd) {
              SessionOptions o;
              o.num_threads = threads;
              o.optimization_level = level;
+             o.enable_winograd = winograd;
              py::gil_scoped_release nogil;
              return std::make_unique<Session>(g, o);
            }),
-           py::arg("graph"), py::arg("num_threads") = 0, py::arg("optimization_level") = 99)
+           py::arg("graph"), py::arg("num_threads") = 0, py::arg("optimization_level") = 99,
+           py::arg("enable_winograd") = true)
       .def("run",
            [](Session& s, const std::vector<std::string>& names, const py::list& arrays, const std::vector<std::string>& outs) {
              std::vector<py::array> keep;

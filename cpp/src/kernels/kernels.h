@@ -58,9 +58,21 @@ struct KernelTable {
   // One channel of a depthwise convolution; `work` holds depthwise_work_floats(g) floats.
   void (*depthwise2d)(const Window2D& g, const float* x, const float* w, float bias, float* y, float* work);
   void (*maxpool2d)(const Window2D& g, const float* x, float* y);
+  // Winograd F(4x4, 3x3) on one plane of th x tw tiles (tile t = ty * tw + tx).
+  // Input: a padded plane (row length wp, tile (ty, tx) at row 4ty, col 4tx)
+  // -> V[xi * v_stride + t] for the 36 transformed values xi. Output:
+  // M[xi * m_stride + t] -> the 4x4 outputs + bias, into y (oh x ow; tiles
+  // past the edge are cut). `tmp` holds winograd_tmp_floats(th * tw).
+  void (*winograd_input)(const float* xpad, int64_t wp, int64_t th, int64_t tw, float* v, int64_t v_stride,
+                         float* tmp);
+  void (*winograd_output)(const float* m, int64_t m_stride, int64_t th, int64_t tw, float bias, float* y,
+                          int64_t oh, int64_t ow, float* tmp);
   void (*avgpool2d)(const Window2D& g, const float* x, float* y, bool count_include_pad,
                     int64_t pad_end_h, int64_t pad_end_w);
 };
+
+// Scratch floats of winograd_input / winograd_output for `tiles` tiles.
+inline int64_t winograd_tmp_floats(int64_t tiles) { return 36 * ((tiles + 15) / 16 * 16) + 64; }
 
 // Scratch floats one depthwise2d call needs (the padded plane and output grid).
 int64_t depthwise_work_floats(const Window2D& g);

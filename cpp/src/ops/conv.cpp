@@ -6,6 +6,7 @@
 #include "core/parallel.h"
 #include "kernels/conv/im2col.h"
 #include "kernels/conv/indirect.h"
+#include "kernels/conv/winograd.h"
 #include "kernels/gemm.h"
 #include "ops/common.h"
 #include "ops/op_list.h"
@@ -20,12 +21,13 @@ int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 
 
 
 // How a convolution runs, chosen from its shapes.
-enum class ConvAlgo { Depthwise, Pointwise, Indirect, Im2col };
+enum class ConvAlgo { Depthwise, Pointwise, Winograd, Indirect, Im2col };
 
 const char* algo_name(ConvAlgo a) {
   switch (a) {
     case ConvAlgo::Depthwise: return "depthwise-direct";
     case ConvAlgo::Pointwise: return "pointwise-gemm";
+    case ConvAlgo::Winograd: return "winograd-f4x3";
     case ConvAlgo::Indirect: return "indirect-gemm";
     case ConvAlgo::Im2col: return "im2col-gemm";
   }
@@ -38,10 +40,16 @@ class ConvOp : public Op {
     group_ = c.attrs().get_int("group", 1);
     PYCNN_CHECK(group_ >= 1, ErrorCode::InvalidModel, where(node_), ": group must be >= 1, got ", group_);
     act_ = fused_activation(c.attrs());
-    if (const Tensor* w = c.constant(1)) prepack(*w);
+    winograd_allowed_ = c.attrs().get_int("_winograd", 1) != 0;
+    if (const Tensor* w = c.constant(1)) {
+      weights_ = *w;
+      prepack(*w);
+    }
   }
 
-  std::string algorithm() const override { return algo_ + (act_.is_identity() ? "" : "+act"); }
+  std::string algorithm() const override {
+    return (uses_winograd_ ? std::string(algo_name(ConvAlgo::Winograd)) : algo_) + (act_.is_identity() ? "" : "+act");
+  }
   double flops(const std::vector<Tensor>& in, const std::vector<Tensor>& out) const override {
     return 2.0 * double(out[0].numel()) * double(in[1].numel() / std::max<int64_t>(in[1].shape[0], 1));
   }
@@ -83,7 +91,13 @@ class ConvOp : public Op {
     const int64_t Cg = x[1] / group_, Mg = w[0] / group_, K = Cg * g.kh * g.kw, N = g.oh * g.ow;
     int64_t floats = 0;
     const int64_t gemm_work = int64_t(kernels::gemm_work_floats(*kt_, Mg)) * threads;
-    if (algo == ConvAlgo::Pointwise) {
+    if (algo == ConvAlgo::Winograd) {
+      ensure_winograd_weights();
+      const kernels::Winograd43 wg(g, x[0]);
+      const int64_t per_thread = round16(wg.plane_floats()) + round16(kernels::winograd_tmp_floats(wg.th * wg.tw)) +
+                                 int64_t(kernels::gemm_work_floats(*kt_, Mg));
+      floats = round16(wg.v_floats(Cg)) + round16(36 * Mg * wg.tiles_ld) + per_thread * threads;
+    } else if (algo == ConvAlgo::Pointwise) {
       floats = gemm_work;
     } else if (algo == ConvAlgo::Indirect) {
       const kernels::IndirectConv ic(g);
@@ -161,6 +175,10 @@ class ConvOp : public Op {
       });
       return;
     }
+    if (algo == ConvAlgo::Winograd) {
+      winograd(x, y, bias, residual, act, g, work);
+      return;
+    }
     const int64_t Cg = C / group_, Mg = M / group_, K = Cg * g.kh * g.kw;
     // Scratch: [B operand work][packed weights when W is fed at run time].
     const kernels::IndirectConv ic(g);
@@ -226,6 +244,71 @@ class ConvOp : public Op {
 
   static int64_t round16(int64_t f) { return (f + 15) / 16 * 16; }
 
+  // Transformed, packed weights for Winograd: made at the first plan that
+  // uses them (plans are made under the session's lock), kept for later ones.
+  void ensure_winograd_weights() {
+    if (winograd_a_) return;
+    const int64_t M = weights_.shape[0], C = weights_.shape[1];
+    std::vector<float> u(size_t(36 * M * C));
+    kernels::Winograd43::transform_weights(weights_.ptr<float>(), M, C, u.data());
+    const size_t per_point = kernels::packed_a_floats(M, C, kt_->gemm_mr);
+    winograd_storage_ = aligned_buffer(36 * per_point * sizeof(float));
+    float* p = static_cast<float*>(winograd_storage_.get());
+    for (int xi = 0; xi < 36; ++xi) kernels::pack_a(u.data() + size_t(xi) * M * C, C, 1, M, C, kt_->gemm_mr, p + xi * per_point);
+    winograd_a_ = p;
+    winograd_a_stride_ = per_point;
+    uses_winograd_ = true;
+  }
+
+  // y = act(conv(x) + bias + residual) by Winograd F(4x4, 3x3): input
+  // transform per (image, channel, tile row), 36 GEMMs, output transform per
+  // (image, output channel, tile row).
+  void winograd(const Tensor& x, Tensor& y, const float* bias, const Tensor* residual, const kernels::Activation& act,
+                const kernels::Window2D& g, float* work) {
+    const KernelTable& kt = *kt_;
+    const int64_t batch = x.shape[0], C = x.shape[1], M = y.shape[1];
+    const kernels::Winograd43 wg(g, batch);
+    float* v = work;
+    float* mo = v + round16(wg.v_floats(C));
+    float* per_thread_base = mo + round16(36 * M * wg.tiles_ld);
+    const int64_t plane_floats = round16(wg.plane_floats());
+    const int64_t tmp_floats = round16(kernels::winograd_tmp_floats(wg.th * wg.tw));
+    const int64_t per_thread = plane_floats + tmp_floats + int64_t(kernels::gemm_work_floats(kt, M));
+    const int64_t in_plane = g.ih * g.iw, out_plane = g.oh * g.ow, image_tiles = wg.th * wg.tw;
+    // 1. V[xi][c][tile] from each (image, channel).
+    parallel_for_indexed(batch * C, [&](int64_t b, int64_t e, int t) {
+      float* plane = per_thread_base + t * per_thread;
+      float* tmp = plane + plane_floats;
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t c = i % C, n = i / C;
+        wg.pad_plane(x.ptr<float>() + (n * C + c) * in_plane, plane);
+        kt.winograd_input(plane, wg.padded_w, wg.th, wg.tw, v + c * wg.tiles_ld + n * image_tiles, C * wg.tiles_ld, tmp);
+      }
+    });
+    // 2. One GEMM per transformed point, each on one thread.
+    parallel_for_indexed(36, [&](int64_t b, int64_t e, int t) {
+      ThreadScope one(1);
+      float* gemm_work = per_thread_base + t * per_thread + plane_floats + tmp_floats;
+      for (int64_t xi = b; xi < e; ++xi)
+        kernels::gemm(kt, M, wg.tiles, C, winograd_a_ + xi * winograd_a_stride_,
+                      kernels::GemmB{v + xi * C * wg.tiles_ld, wg.tiles_ld, gemm_work}, mo + xi * M * wg.tiles_ld,
+                      wg.tiles_ld, kernels::Epilogue{});
+    });
+    // 3. Outputs per (image, output channel), then the residual and the activation.
+    parallel_for_indexed(batch * M, [&](int64_t b, int64_t e, int t) {
+      float* tmp = per_thread_base + t * per_thread + plane_floats;
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t m = i % M, n = i / M;
+        float* out = y.ptr<float>() + (n * M + m) * out_plane;
+        kt.winograd_output(mo + m * wg.tiles_ld + n * image_tiles, M * wg.tiles_ld, wg.th, wg.tw, bias ? bias[m] : 0.f,
+                           out, g.oh, g.ow, tmp);
+        if (residual)
+          kt.binary(kernels::BinaryKind::Add, out, 1, residual->ptr<float>() + (n * M + m) * out_plane, 1, out, out_plane);
+        if (!act.is_identity()) kt.unary(act, out, out, out_plane);
+      }
+    });
+  }
+
   kernels::Window2D window(const Shape& x, const Shape& w) const {
     SpatialAttrs a = attrs_;
     if (a.kernel.empty()) a.kernel = spatial(w);
@@ -240,6 +323,8 @@ class ConvOp : public Op {
     const bool one = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 &&
                      g.oh == g.ih && g.ow == g.iw;
     if (one) return ConvAlgo::Pointwise;
+    if (winograd_allowed_ && group_ == 1 && weights_.data && kernels::Winograd43::applies(g, x[0], w[0], w[1]))
+      return ConvAlgo::Winograd;
     if (kernels::IndirectConv::applies(g)) return ConvAlgo::Indirect;
     return ConvAlgo::Im2col;
   }
@@ -276,6 +361,11 @@ class ConvOp : public Op {
   std::shared_ptr<void> storage_;
   Span packed_w_;
   std::string algo_ = "gemm";
+  Tensor weights_;  // the constant weights, for transforms made at plan time
+  bool winograd_allowed_ = true, uses_winograd_ = false;
+  std::shared_ptr<void> winograd_storage_;
+  const float* winograd_a_ = nullptr;
+  size_t winograd_a_stride_ = 0;
 };
 
 class ConvTransposeOp : public Op {

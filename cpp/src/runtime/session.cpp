@@ -268,6 +268,14 @@ Session::Session(Graph graph, const SessionOptions& options) : impl_(std::make_u
       passes::fuse_residual_adds(s.graph);
     }
     passes::eliminate_dead_nodes(s.graph);
+    if (!options.enable_winograd)
+      for (Node& n : s.graph.nodes)
+        if (n.op_type == "Conv") {
+          Attribute off;
+          off.kind = Attribute::Int;
+          off.i = 0;
+          n.attrs.items["_winograd"] = off;
+        }
     s.create_ops();
   }
   s.find_keyed_inputs();

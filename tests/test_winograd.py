@@ -1,0 +1,85 @@
+"""Winograd F(4x4, 3x3) against a float64 reference and against direct
+convolution (enable_winograd=False): odd channel counts, maps that are not
+multiples of 4, batches, bias, residual and activation, every ISA."""
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import pycnn
+
+ISAS = pycnn.available_isas()
+
+
+def conv3x3_reference(x, w, b):
+    n, c, h, wd = x.shape
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    out = np.zeros((n, w.shape[0], h, wd))
+    for i in range(3):
+        for j in range(3):
+            out += np.einsum("nchw,mc->nmhw", xp[:, :, i:i + h, j:j + wd], w[:, :, i, j].astype(np.float64))
+    return out + b[None, :, None, None]
+
+
+def model(c, m, relu):
+    rng = np.random.default_rng(c * 7 + m)
+    w = (rng.standard_normal((m, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
+    b = rng.standard_normal(m).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
+    out = "y"
+    if relu:
+        nodes.append(helper.make_node("Relu", ["y"], ["z"]))
+        out = "z"
+    graph = helper.make_graph(
+        nodes, "w", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", c, "H", "W"])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), w, b
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    before = pycnn.active_isa()
+    pycnn.set_isa(request.param)
+    yield request.param
+    pycnn.set_isa(before)
+
+
+def session(m, winograd, threads=1):
+    o = pycnn.SessionOptions()
+    o.intra_op_num_threads = threads
+    o.enable_winograd = winograd
+    return pycnn.InferenceSession(m, o)
+
+
+@pytest.mark.parametrize("c,m,n,h,w", [(1, 3, 1, 28, 28), (3, 7, 1, 29, 31), (17, 33, 1, 57, 30),
+                                       (33, 17, 3, 28, 28), (16, 16, 4, 14, 14), (7, 64, 2, 30, 27)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_winograd_matches_reference(c, m, n, h, w, threads, isa):
+    mdl, wt, b = model(c, m, relu=True)
+    x = np.random.default_rng(h * w).standard_normal((n, c, h, w)).astype(np.float32)
+    sess = session(mdl, True, threads)
+    got = sess.run(None, {"x": x})[0]
+    assert "winograd" in sess.profile({"x": x}, runs=1, warmup=0).nodes[0].algorithm
+    ref = np.maximum(conv3x3_reference(x, wt, b), 0)
+    scale = np.abs(ref).max()
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * scale)
+
+
+def test_winograd_error_is_a_few_times_direct():
+    """The stated accuracy (docs/architecture.md): on a 64-channel 56x56
+    layer Winograd's max error is about 16x direct convolution's (both against
+    a float64 reference); the bound here is 32x, and 2e-5 of the output range."""
+    mdl, wt, b = model(64, 64, relu=False)
+    x = np.random.default_rng(0).standard_normal((1, 64, 56, 56)).astype(np.float32)
+    ref = conv3x3_reference(x, wt, b)
+    err_w = np.abs(session(mdl, True).run(None, {"x": x})[0] - ref).max()
+    err_d = np.abs(session(mdl, False).run(None, {"x": x})[0] - ref).max()
+    assert err_w <= 32 * err_d, (err_w, err_d)
+    assert err_w / np.abs(ref).max() < 2e-5, err_w / np.abs(ref).max()
+
+
+def test_switch_off_gives_direct_convolution():
+    mdl, _, _ = model(8, 8, relu=False)
+    x = np.ones((1, 8, 28, 28), np.float32)
+    algos = [n.algorithm for n in session(mdl, False).profile({"x": x}, runs=1, warmup=0).nodes]
+    assert algos == ["indirect-gemm"]
