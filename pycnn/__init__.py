@@ -5,11 +5,17 @@
     x = np.random.rand(1, 3, 224, 224).astype(np.float32)
     (logits,) = sess.run(None, {sess.get_inputs()[0].name: x})
 """
+import os as _os
+
+# OpenMP worker threads spin-wait this many times before sleeping (libgomp's
+# default, 300000, keeps a core busy for about a millisecond after every run;
+# users hate engines that burn idle CPU). Read when libgomp loads, so set
+# before the compiled module is imported; an explicit setting wins.
+_os.environ.setdefault("GOMP_SPINCOUNT", "20000")
+
 try:
     from . import _core
 except ImportError as e:  # a source checkout without the compiled modules
-    import os as _os
-
     raise ImportError(
         f"pycnn's compiled module could not be imported from {_os.path.dirname(__file__)} ({e}). "
         "If that is a source checkout, build it first (pip install . or pip install -e .) and run "

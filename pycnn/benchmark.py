@@ -46,10 +46,14 @@ configuration cannot be run, read back and discarded before the next one is
 set up. So the rounds here are timed with time.perf_counter directly, which
 is what google_benchmark's per-iteration wall clock measures too.
 
-Caveat: engines that spin-wait in their thread pools after a run (OpenMP,
-ONNX Runtime's intra-op pool) can briefly compete with the next engine for
-the cores; with threads <= the cores this process may use the effect is small,
-and it hits each engine in turn.
+Engines spin-wait in their thread pools after a run: measured here, ONNX
+Runtime's intra-op pool burns about 18 ms of CPU in the 10 ms after a run and
+stops within about 100 ms (pycnn's OpenMP workers: about 2 ms). On a small
+machine a peer's spinning threads take the cores from the engine timed next.
+So each turn starts with a pause (GAP_S, --gap-ms, default 100 ms) in which
+the previous engine's threads go idle, then one untimed call (the engine's
+own threads wake and its caches warm), then the timed call. Every engine gets
+the same treatment.
 
 Session creation and memory (``--load``): ResNet-50 (the first batch and
 thread setting) is saved to an .onnx file, and for each engine a fresh
@@ -213,6 +217,9 @@ def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm((a - b).ravel()) / max(np.linalg.norm(b.ravel()), 1e-30))
 
 
+GAP_S = 0.1  # pause before each turn: the previous engine's spinning threads go idle
+
+
 def time_interleaved(runners: dict, x: np.ndarray, runs: int, warmup: int, tick=None):
     """Warm-up, one checked run, then `runs` rounds in which the runners take turns.
 
@@ -235,6 +242,9 @@ def time_interleaved(runners: dict, x: np.ndarray, runs: int, warmup: int, tick=
     for _ in range(runs):
         for name, fn in list(live.items()):
             try:
+                if GAP_S > 0:
+                    time.sleep(GAP_S)
+                    fn(x)  # untimed: wakes this engine's threads after the pause
                 t0 = time.perf_counter()
                 fn(x)
                 times[name].append((time.perf_counter() - t0) * 1e3)
@@ -712,6 +722,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", nargs="+", type=_positive, default=[1, 2], help="thread counts (default: 1 2)")
     p.add_argument("--runs", type=_positive, default=20, help="timed rounds per configuration (default: 20)")
     p.add_argument("--warmup", type=_non_negative, default=3, help="warm-up runs per engine (default: 3)")
+    p.add_argument("--gap-ms", type=_non_negative, default=int(GAP_S * 1000),
+                   help="untimed pause (then one untimed call) before each timed call, so the previous engine's "
+                        "threads go idle (default: 100)")
     p.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES, metavar="ENGINE",
                    help=f"engines (default: all: {' '.join(ENGINES)}; missing ones are skipped)")
     p.add_argument("--json", metavar="PATH", help="write the results, machine and versions as JSON")
@@ -742,6 +755,8 @@ def _non_negative(s: str) -> int:
 
 
 def run_from_args(args, out=None) -> int:
+    global GAP_S
+    GAP_S = getattr(args, "gap_ms", GAP_S * 1000) / 1000.0
     """Runs with parsed flags; the exit status: 1 when pycnn's output mismatched ONNX Runtime's."""
     report = run(models=args.models, batches=args.batch, threads=args.threads, runs=args.runs, warmup=args.warmup,
                  engines=args.engines, image_size=args.image_size, profile=args.profile, trace_dir=args.trace,

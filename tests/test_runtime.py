@@ -142,3 +142,22 @@ def test_denormal_inputs_are_flushed_and_caller_state_restored():
     assert np.isfinite(y).all()
     # The caller's floating-point state is untouched: numpy still produces denormals.
     assert np.float32(1e-38) / np.float32(1e4) != 0
+
+
+def test_idle_session_uses_no_cpu(tmp_path):
+    """After a run, worker threads stop spinning soon: the process uses (almost)
+    no CPU while it sleeps. Run in a fresh process so nothing else counts."""
+    code = (
+        "import resource, time, numpy as np, pycnn\n"
+        "from pycnn import zoo\n"
+        "o = pycnn.SessionOptions(); o.intra_op_num_threads = 2\n"
+        "s = pycnn.InferenceSession(zoo.squeezenet1_1(image_size=64), o)\n"
+        "x = np.zeros((1, 3, 64, 64), np.float32)\n"
+        "for _ in range(5): s.run(None, {'input': x})\n"
+        "time.sleep(0.05)\n"
+        "cpu = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])\n"
+        "before = cpu(); time.sleep(0.5); print(cpu() - before)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    idle_cpu_seconds = float(done.stdout.strip())
+    assert idle_cpu_seconds < 0.05, f"{idle_cpu_seconds:.3f} s of CPU while idle for 0.5 s"
