@@ -50,6 +50,8 @@ struct KernelTable {
   void (*gemm_ukernel)(int rows, int64_t k, const float* a_panel, const float* b_panel, int64_t ldb,
                        const float* const* b_rows, float* c, int64_t ldc, const GemmStore& store);
   void (*unary)(const Activation& act, const float* x, float* y, int64_t n);
+  // Sum of n floats (in 16 partial sums, so it vectorizes).
+  double (*sum)(const float* x, int64_t n);
   // y[i] = a[i*sa] op b[i*sb]; sa/sb are 0 (broadcast scalar) or 1.
   void (*binary)(BinaryKind op, const float* a, int64_t sa, const float* b, int64_t sb, float* y,
                  int64_t n);

@@ -102,6 +102,7 @@ class GlobalPoolOp : public Op {
     const int64_t planes = x.shape[0] * x.shape[1], n = x.numel() / std::max<int64_t>(planes, 1);
     const float* xp = x.ptr<float>();
     float* yp = out[0].ptr<float>();
+    const auto& kt = kernels::active();
     parallel_for(planes, [&](int64_t b, int64_t e) {
       for (int64_t p = b; p < e; ++p) {
         const float* s = xp + p * n;
@@ -110,9 +111,7 @@ class GlobalPoolOp : public Op {
           for (int64_t i = 0; i < n; ++i) m = s[i] > m ? s[i] : m;
           yp[p] = m;
         } else {
-          double acc = 0;
-          for (int64_t i = 0; i < n; ++i) acc += s[i];
-          yp[p] = float(acc / double(n));
+          yp[p] = float(kt.sum(s, n) / double(n));
         }
       }
     });
