@@ -109,7 +109,7 @@ def cmd_info(args) -> int:
     import onnx
 
     sess = _session(args.model, 1)
-    model = sess.model
+    model = onnx.load(args.model)
     print(f"model: {args.model}")
     print(f"  ir_version {model.ir_version}, opsets " +
           ", ".join(f"{i.domain or 'ai.onnx'} {i.version}" for i in model.opset_import))

@@ -158,8 +158,12 @@ def _constant_value(node: onnx.NodeProto) -> np.ndarray:
     raise InvalidModelError(f"{what} has no value attribute")
 
 
-def build_graph(model: onnx.ModelProto):
-    """Returns (graph, inputs, outputs): the pycnn graph and TensorSpecs of the model's inputs and outputs."""
+def build_graph(model: onnx.ModelProto, release_initializers: bool = False):
+    """Returns (graph, inputs, outputs): the pycnn graph and TensorSpecs of the model's inputs and outputs.
+
+    release_initializers: clear each initializer's data in `model` once it is
+    copied into the graph (for protos nobody else holds), so loading never
+    holds two copies of all the weights."""
     opsets = _opsets(model)
     g = model.graph
     graph = _core.Graph()
@@ -167,6 +171,9 @@ def build_graph(model: onnx.ModelProto):
     for t in g.initializer:
         graph.add_constant(t.name, _to_array(t, f"initializer '{t.name}'"))
         initializer_names.add(t.name)
+        if release_initializers:
+            t.ClearField("raw_data")
+            t.ClearField("float_data")
 
     inputs = []
     for vi in g.input:

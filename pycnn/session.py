@@ -84,11 +84,17 @@ class InferenceSession:
         threads = int(options.intra_op_num_threads or 0)
         if threads < 0:
             raise ValueError(f"intra_op_num_threads must be >= 0 (0 = all available CPUs), got {threads}")
-        self._model = load_model(path_or_bytes)
-        graph, self._inputs, self._outputs = build_graph(self._model)
+        model = load_model(path_or_bytes)
+        # A proto this session parsed itself may give up each initializer's
+        # bytes once copied into the graph: the peak memory of loading stays
+        # near one copy of the weights. A caller's ModelProto is left intact.
+        owned = model is not path_or_bytes
+        graph, self._inputs, self._outputs = build_graph(model, release_initializers=owned)
+        del model
         self._options = options
         self._session = _core.Session(graph, threads, int(options.graph_optimization_level),
                                       bool(getattr(options, "enable_winograd", True)))
+        del graph
 
     # -- ONNX Runtime's API --------------------------------------------------
     def get_inputs(self):
@@ -153,8 +159,3 @@ class InferenceSession:
     def optimized_nodes(self):
         """(name, op_type, fused) of every node after graph optimization."""
         return self._session.node_summary()
-
-    @property
-    def model(self):
-        """The onnx.ModelProto this session was built from."""
-        return self._model

@@ -19,8 +19,9 @@ using Shape = std::vector<int64_t>;
 int64_t shape_numel(const Shape& s);
 std::string shape_str(const Shape& s);
 
-// 64-byte aligned heap buffer, the unit of ownership for tensor data.
-std::shared_ptr<void> aligned_buffer(size_t bytes);
+// 64-byte aligned heap buffer, the unit of ownership for tensor data;
+// zero-filled unless the caller overwrites all of it anyway.
+std::shared_ptr<void> aligned_buffer(size_t bytes, bool zero = true);
 
 struct Tensor {
   DType dtype = DType::f32;

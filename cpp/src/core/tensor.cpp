@@ -44,12 +44,12 @@ std::string shape_str(const Shape& s) {
   return os.str();
 }
 
-std::shared_ptr<void> aligned_buffer(size_t bytes) {
+std::shared_ptr<void> aligned_buffer(size_t bytes, bool zero) {
   size_t rounded = (bytes + 63) / 64 * 64;
   if (rounded == 0) rounded = 64;
   void* p = std::aligned_alloc(64, rounded);
   if (!p) fail(ErrorCode::Runtime, "out of memory allocating ", bytes, " bytes");
-  std::memset(p, 0, rounded);
+  if (zero) std::memset(p, 0, rounded);
   return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
 }
 
@@ -61,7 +61,8 @@ Tensor Tensor::allocate(DType t, const Shape& s) {
 }
 
 Tensor Tensor::clone() const {
-  Tensor out = allocate(dtype, shape);
+  auto buf = aligned_buffer(nbytes(), false);
+  Tensor out(dtype, shape, buf.get(), buf);
   if (nbytes()) std::memcpy(out.data, data, nbytes());
   return out;
 }

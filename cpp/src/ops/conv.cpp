@@ -42,10 +42,16 @@ class ConvOp : public Op {
     act_ = fused_activation(c.attrs());
     winograd_allowed_ = c.attrs().get_int("_winograd", 1) != 0;
     if (const Tensor* w = c.constant(1)) {
-      weights_ = *w;
       prepack(*w);
+      // Winograd transforms the weights at the first plan that uses it: keep
+      // them where it may (3x3, one group, within its weight-size cap).
+      const bool may_winograd = w->rank() == 4 && w->shape[2] == 3 && w->shape[3] == 3 && group_ == 1 &&
+                                36 * w->shape[0] * w->shape[1] <= kernels::Winograd43::kMaxWeightFloats;
+      if (winograd_allowed_ && may_winograd) weights_ = *w;
     }
   }
+
+  bool keeps_copy_of(size_t i) const override { return i == 1 && !packed_w_.empty(); }
 
   std::string algorithm() const override {
     return (uses_winograd_ ? std::string(algo_name(ConvAlgo::Winograd)) : algo_) + (act_.is_identity() ? "" : "+act");
@@ -252,7 +258,7 @@ class ConvOp : public Op {
     std::vector<float> u(size_t(36 * M * C));
     kernels::Winograd43::transform_weights(weights_.ptr<float>(), M, C, u.data());
     const size_t per_point = kernels::packed_a_floats(M, C, kt_->gemm_mr);
-    winograd_storage_ = aligned_buffer(36 * per_point * sizeof(float));
+    winograd_storage_ = aligned_buffer(36 * per_point * sizeof(float), false);  // pack_a writes it all
     float* p = static_cast<float*>(winograd_storage_.get());
     for (int xi = 0; xi < 36; ++xi) kernels::pack_a(u.data() + size_t(xi) * M * C, C, 1, M, C, kt_->gemm_mr, p + xi * per_point);
     winograd_a_ = p;
@@ -340,7 +346,7 @@ class ConvOp : public Op {
     algo_ = pointwise ? algo_name(ConvAlgo::Pointwise) : algo_name(ConvAlgo::Indirect);
     const int64_t M = w.shape[0], Mg = M / group_, K = w.numel() / M;
     const size_t per_group = kernels::packed_a_floats(Mg, K, kt_->gemm_mr);
-    storage_ = aligned_buffer(per_group * group_ * sizeof(float));
+    storage_ = aligned_buffer(per_group * group_ * sizeof(float), false);  // pack_a writes it all
     float* p = static_cast<float*>(storage_.get());
     for (int64_t gi = 0; gi < group_; ++gi) kernels::pack_a(w.ptr<float>() + gi * Mg * K, K, 1, Mg, K, kt_->gemm_mr, p + gi * per_group);
     packed_w_ = Span{p, per_group * group_};

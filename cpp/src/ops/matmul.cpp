@@ -23,7 +23,7 @@ struct PackedB {
     K = K_;
     N = N_;
     const size_t n = kernels::packed_b_floats(K, N, kt.gemm_nr);
-    storage = aligned_buffer(n * sizeof(float));
+    storage = aligned_buffer(n * sizeof(float), false);  // pack_b writes it all
     float* p = static_cast<float*>(storage.get());
     kernels::pack_b(src, rs, cs, K, N, kt.gemm_nr, p);
     if (scale != 1.f)
@@ -47,6 +47,7 @@ class GemmOp : public Op {
     }
   }
   std::string algorithm() const override { return packed_.data ? "gemm-prepacked" : "gemm"; }
+  bool keeps_copy_of(size_t i) const override { return i == 1 && packed_.data; }
   double flops(const std::vector<Tensor>& in, const std::vector<Tensor>& out) const override {
     return 2.0 * double(out[0].numel()) * double(trans_a_ ? in[0].shape[0] : in[0].shape[1]);
   }
@@ -127,6 +128,7 @@ class MatMulOp : public Op {
     if (b && b->dtype == DType::f32 && b->rank() == 2) packed_.pack(*kt_, b->ptr<float>(), b->shape[1], 1, b->shape[0], b->shape[1], 1.f);
   }
   std::string algorithm() const override { return packed_.data ? "gemm-prepacked" : "gemm"; }
+  bool keeps_copy_of(size_t i) const override { return i == 1 && packed_.data; }
   double flops(const std::vector<Tensor>& in, const std::vector<Tensor>& out) const override {
     return 2.0 * double(out[0].numel()) * double(in[0].shape.back());
   }

@@ -47,6 +47,9 @@ class Op {
   // Inputs whose values (not just shapes) output shapes depend on, such as
   // Reshape's shape: they must be known before run.
   virtual std::vector<int> value_inputs() const { return {}; }
+  // Whether the op holds its own copy of constant input i (packed weights),
+  // so the graph's copy can be freed; its shape stays for shape inference.
+  virtual bool keeps_copy_of(size_t i) const { (void)i; return false; }
   // For the profiler: the algorithm chosen and the floating-point operations of one run.
   virtual std::string algorithm() const { return ""; }
   virtual double flops(const std::vector<Tensor>& in, const std::vector<Tensor>& out) const { return 0; }

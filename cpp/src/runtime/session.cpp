@@ -67,6 +67,7 @@ struct Session::Impl {
 
 void Session::Impl::create_ops() {
   std::vector<NodeIssue> issues;
+  const auto readers = graph.consumers();
   for (const Node& n : graph.nodes) {
     const OpFactory* make = find_op(n.op_type);
     if (!make || (!n.domain.empty() && n.domain != "ai.onnx")) {
@@ -78,6 +79,14 @@ void Session::Impl::create_ops() {
     }
     try {
       ops.push_back((*make)(OpContext{n, graph}));
+      // Weights the op packed for itself: free the graph's data right away
+      // (keeping shape and dtype), so loading holds one copy at a time.
+      for (size_t k = 0; k < n.inputs.size(); ++k) {
+        const int v = n.inputs[k];
+        if (v < 0 || !ops.back()->keeps_copy_of(k) || readers[size_t(v)].size() != 1 || graph.is_graph_output(v)) continue;
+        auto& c = graph.values[size_t(v)].constant;
+        if (c) c = Tensor(c->dtype, c->shape, nullptr);
+      }
     } catch (const Error& e) {
       // Op messages start with "node 'name' (op): "; the list already says that.
       std::string reason = e.what();
@@ -129,7 +138,11 @@ std::unique_ptr<Plan> Session::Impl::make_plan(const std::vector<const Tensor*>&
   for (size_t v = 0; v < nv; ++v)
     if (graph.values[v].constant) {
       plan->values[v] = *graph.values[v].constant;
-      plan->known[v] = defined[v] = 1;
+      // A constant whose data an op took over (packed) keeps its shape, but no
+      // node may be evaluated from it at plan time.
+      const bool released = !plan->values[v].data && plan->values[v].numel() > 0;
+      plan->known[v] = !released;
+      defined[v] = 1;
     }
   for (size_t i = 0; i < graph.inputs.size(); ++i) {
     const int v = graph.inputs[i].value;
