@@ -1,0 +1,135 @@
+// Kernel and layer micro-benchmarks (Google Benchmark). Build with
+//   cmake -DPYCNN_BUILD_KERNEL_BENCH=ON ... && ./pycnn_kernels_bench
+// Every benchmark reports GFLOP/s and its share of the machine's FP32 FMA
+// peak, measured on the spot before the benchmarks run (24 independent
+// AVX-512 FMA chains on one core; printed as the fma_peak_gflops context).
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstring>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "core/parallel.h"
+#include "kernels/conv/indirect.h"
+#include "kernels/conv/winograd.h"
+#include "kernels/gemm.h"
+#include "pycnn/graph.h"
+#include "pycnn/session.h"
+
+using namespace pycnn;
+
+namespace {
+
+double g_peak_gflops = 0;  // set by BM_fma_peak, which runs first
+
+void report(benchmark::State& state, double flops_per_iter) {
+  const double rate = flops_per_iter * double(state.iterations());
+  state.counters["GFLOP/s"] = benchmark::Counter(rate / 1e9, benchmark::Counter::kIsRate);
+  if (g_peak_gflops > 0)
+    state.counters["peak%"] = benchmark::Counter(rate / 1e9 / g_peak_gflops * 100, benchmark::Counter::kIsRate);
+}
+
+// 24 independent FMA chains: the FP32 peak of one core.
+__attribute__((target("avx512f"))) float fma_loop_avx512(long reps) {
+  __m512 acc[24];
+  for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_ps(0.001f * float(i));
+  const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(1e-4f);
+  for (long r = 0; r < reps; ++r)
+#pragma GCC unroll 24
+    for (int i = 0; i < 24; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  float s = 0;
+  for (int i = 0; i < 24; ++i) s += _mm512_reduce_add_ps(acc[i]);
+  return s;
+}
+
+// SGEMM through the packed path (A pre-packed, as weights are; B packed per call).
+void BM_sgemm(benchmark::State& state) {
+  const int64_t M = state.range(0), K = state.range(1), N = state.range(2);
+  const auto& kt = kernels::active();
+  std::vector<float> a(size_t(M * K), 0.5f), b(size_t(K * N), 0.25f), c(size_t(M * N));
+  auto pa = aligned_buffer(kernels::packed_a_floats(M, K, kt.gemm_mr) * 4);
+  auto pb = aligned_buffer(kernels::packed_b_floats(K, N, kt.gemm_nr) * 4);
+  ThreadScope one(1);
+  auto work = aligned_buffer(kernels::gemm_work_bytes(kt, M));
+  kernels::pack_a(a.data(), K, 1, M, K, kt.gemm_mr, static_cast<float*>(pa.get()));
+  for (auto _ : state) {
+    kernels::pack_b(b.data(), N, 1, K, N, kt.gemm_nr, static_cast<float*>(pb.get()));
+    kernels::gemm_packed(kt, M, N, K, static_cast<float*>(pa.get()), static_cast<float*>(pb.get()), c.data(), N,
+                         kernels::Epilogue{}, static_cast<float*>(work.get()));
+    benchmark::ClobberMemory();
+  }
+  report(state, 2.0 * double(M * N * K));
+}
+
+// One convolution layer through a session (algorithm chosen as in a model).
+void conv_layer(benchmark::State& state, bool winograd) {
+  const int64_t C = state.range(0), M = state.range(1), H = state.range(2), k = state.range(3), s = state.range(4);
+  Graph g;
+  g.add_input("x", DType::f32, {Dim{1, ""}, Dim{C, ""}, Dim{H, ""}, Dim{H, ""}}, true);
+  Tensor w = Tensor::allocate(DType::f32, Shape{M, C, k, k});
+  for (int64_t i = 0; i < w.numel(); ++i) w.ptr<float>()[i] = 0.01f * float(i % 17);
+  g.add_constant("w", w);
+  Attributes attrs;
+  auto ints = [](std::vector<int64_t> v) {
+    Attribute a;
+    a.kind = Attribute::Ints;
+    a.ints = std::move(v);
+    return a;
+  };
+  attrs.items["kernel_shape"] = ints({k, k});
+  attrs.items["strides"] = ints({s, s});
+  attrs.items["pads"] = ints({k / 2, k / 2, k / 2, k / 2});
+  g.add_node("Conv", "conv", "", 17, {"x", "w"}, {"y"}, attrs);
+  g.add_output("y");
+  SessionOptions o;
+  o.num_threads = 1;
+  o.enable_winograd = winograd;
+  Session sess(g, o);
+  Tensor x = Tensor::allocate(DType::f32, Shape{1, C, H, H});
+  const int64_t O = (H + 2 * (k / 2) - k) / s + 1;
+  for (auto _ : state) benchmark::DoNotOptimize(sess.run({"x"}, {x}, {}));
+  report(state, 2.0 * double(M * O * O) * double(C * k * k));
+}
+
+// Winograd off: im2col-free (indirect) GEMM, or the depthwise / 1x1 paths.
+void BM_conv_gemm(benchmark::State& state) { conv_layer(state, false); }
+// The algorithm a session picks (Winograd F(4x4,3x3) where it pays).
+void BM_conv_auto(benchmark::State& state) { conv_layer(state, true); }
+
+// Measures the peak before anything else so peak% is meaningful.
+struct PeakProbe {
+  PeakProbe() {
+    const long reps = 1 << 22;
+    const auto t0 = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(fma_loop_avx512(reps));
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    g_peak_gflops = 2.0 * 16 * 24 * double(reps) / secs / 1e9;
+  }
+};
+
+}  // namespace
+
+// Square SGEMMs and the 1x1-convolution shapes of ResNet-50 (M = out channels, K = in channels, N = pixels).
+BENCHMARK(BM_sgemm)->Args({512, 512, 512})->Args({1024, 1024, 1024})
+    ->Args({256, 64, 3136})->Args({64, 256, 3136})->Args({512, 256, 784})->Args({128, 512, 784})
+    ->Args({1024, 256, 196})->Args({256, 1024, 196})->Args({2048, 512, 49})->Args({512, 2048, 49});
+// Real layer shapes: {C, M, H, kernel, stride}.
+#define LAYERS(B)                                                                                             \
+  B->Args({3, 64, 224, 7, 2})->Args({64, 64, 56, 3, 1})->Args({128, 128, 28, 3, 1})->Args({256, 256, 14, 3, 1}) \
+      ->Args({512, 512, 7, 3, 1})->Args({128, 128, 56, 3, 2})->Args({64, 256, 56, 1, 1})->Args({128, 32, 56, 3, 1})
+LAYERS(BENCHMARK(BM_conv_gemm));
+LAYERS(BENCHMARK(BM_conv_auto));
+
+int main(int argc, char** argv) {
+  PeakProbe probe;
+  benchmark::Initialize(&argc, argv);
+  benchmark::AddCustomContext("isa", active_isa());
+  benchmark::AddCustomContext("fma_peak_gflops", std::to_string(g_peak_gflops));
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
