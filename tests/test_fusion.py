@@ -8,8 +8,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 import pycnn
 
-ISAS = pycnn.available_isas()
-
 
 def residual_model(c, m, h, w, k, stride, group, act, residual_shape, residual_from_conv):
     rng = np.random.default_rng(c * 100 + m + k)
@@ -34,12 +32,6 @@ def residual_model(c, m, h, w, k, stride, group, act, residual_shape, residual_f
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
-@pytest.fixture(params=ISAS)
-def isa(request):
-    before = pycnn.active_isa()
-    pycnn.set_isa(request.param)
-    yield request.param
-    pycnn.set_isa(before)
 
 
 CASES = [

@@ -269,17 +269,6 @@ DISABLE_ALL = pycnn.GraphOptimizationLevel.ORT_DISABLE_ALL
 ENABLE_ALL = pycnn.GraphOptimizationLevel.ORT_ENABLE_ALL
 
 
-@pytest.fixture(params=pycnn.available_isas())
-def isa(request):
-    """Forces one kernel path for the sessions a test creates; restores the original afterwards."""
-    saved = pycnn.active_isa()
-    pycnn.set_isa(request.param)
-    try:
-        yield request.param
-    finally:
-        pycnn.set_isa(saved)
-
-
 @pytest.fixture(params=[1, 2], ids=lambda t: f"t{t}")
 def threads(request):
     return request.param

@@ -10,8 +10,6 @@ import pytest
 import pycnn
 from pycnn import zoo
 
-ISAS = pycnn.available_isas()
-
 
 @functools.lru_cache(maxsize=None)
 def model(name):
@@ -25,12 +23,6 @@ def reference(name, batch):
     return x, sess.run(None, {"input": x})[0]
 
 
-@pytest.fixture(params=ISAS)
-def isa(request):
-    before = pycnn.active_isa()
-    pycnn.set_isa(request.param)
-    yield request.param
-    pycnn.set_isa(before)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -7,8 +7,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 import pycnn
 
-ISAS = pycnn.available_isas()
-
 
 def conv3x3_reference(x, w, b):
     n, c, h, wd = x.shape
@@ -36,12 +34,6 @@ def model(c, m, relu):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), w, b
 
 
-@pytest.fixture(params=ISAS)
-def isa(request):
-    before = pycnn.active_isa()
-    pycnn.set_isa(request.param)
-    yield request.param
-    pycnn.set_isa(before)
 
 
 def session(m, winograd, threads=1):

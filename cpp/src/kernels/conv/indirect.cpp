@@ -1,5 +1,7 @@
 #include "kernels/conv/indirect.h"
 
+#include "kernels/conv/padding.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -24,18 +26,7 @@ void IndirectConv::build_input(const float* x, int64_t c0, int64_t c1, float* ou
     float* base = out + c * channel_floats;
     const float* xc = x + c * g.ih * g.iw;
     if (s == 1) {
-      for (int64_t r = 0; r < hp; ++r) {
-        float* d = base + r * wq;
-        const int64_t src = r - g.ph;
-        if (src < 0 || src >= g.ih) {
-          std::fill(d, d + wq, 0.f);
-          continue;
-        }
-        const int64_t right = std::min(g.iw, wq - g.pw);
-        std::fill(d, d + g.pw, 0.f);
-        std::memcpy(d + g.pw, xc + src * g.iw, size_t(std::max<int64_t>(right, 0)) * sizeof(float));
-        std::fill(d + g.pw + std::max<int64_t>(right, 0), d + wq, 0.f);
-      }
+      pad_plane(xc, g.ih, g.iw, g.ph, g.pw, hp, wq, base);
       continue;
     }
     // Stride s: padded element (r, col) goes to phase (r % s, col % s) at (r / s, col / s).

@@ -1,5 +1,7 @@
 #include "kernels/conv/winograd.h"
 
+#include "kernels/conv/padding.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -32,19 +34,7 @@ Winograd43::Winograd43(const Window2D& geometry, int64_t n) : g(geometry), batch
 }
 
 void Winograd43::pad_plane(const float* xc, float* out) const {
-  for (int64_t r = 0; r < padded_h; ++r) {
-    float* d = out + r * padded_w;
-    const int64_t src = r - g.ph;
-    if (src < 0 || src >= g.ih) {
-      std::fill(d, d + padded_w, 0.f);
-      continue;
-    }
-    // Columns [pw, pw + iw) hold the row; the plane may cut the row's end (VALID-like pads).
-    const int64_t n = std::max<int64_t>(0, std::min(g.iw, padded_w - g.pw));
-    std::fill(d, d + std::min(g.pw, padded_w), 0.f);
-    if (n > 0) std::memcpy(d + g.pw, xc + src * g.iw, size_t(n) * sizeof(float));
-    if (g.pw + n < padded_w) std::fill(d + g.pw + n, d + padded_w, 0.f);
-  }
+  kernels::pad_plane(xc, g.ih, g.iw, g.ph, g.pw, padded_h, padded_w, out);
 }
 
 }  // namespace pycnn::kernels
