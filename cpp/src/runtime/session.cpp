@@ -134,7 +134,7 @@ std::unique_ptr<Plan> Session::Impl::make_plan(const std::vector<const Tensor*>&
   const size_t nv = graph.values.size();
   plan->values.assign(nv, Tensor());
   plan->known.assign(nv, 0);
-  std::vector<char> defined(nv, 0), is_input(nv, 0);
+  std::vector<char> is_input(nv, 0);
   for (size_t v = 0; v < nv; ++v)
     if (graph.values[v].constant) {
       plan->values[v] = *graph.values[v].constant;
@@ -142,13 +142,12 @@ std::unique_ptr<Plan> Session::Impl::make_plan(const std::vector<const Tensor*>&
       // node may be evaluated from it at plan time.
       const bool released = !plan->values[v].data && plan->values[v].numel() > 0;
       plan->known[v] = !released;
-      defined[v] = 1;
     }
   for (size_t i = 0; i < graph.inputs.size(); ++i) {
     const int v = graph.inputs[i].value;
     const Tensor& f = *feeds[i];
     plan->values[size_t(v)] = Tensor(f.dtype, f.shape, nullptr);
-    defined[size_t(v)] = is_input[size_t(v)] = 1;
+    is_input[size_t(v)] = 1;
     if (keyed_input[i]) {
       plan->values[size_t(v)] = f.clone();
       plan->known[size_t(v)] = 1;
@@ -172,12 +171,7 @@ std::unique_ptr<Plan> Session::Impl::make_plan(const std::vector<const Tensor*>&
       in.push_back(TensorInfo{t.dtype, t.shape, plan->known[size_t(v)] ? &t : nullptr, true});
       all_known = all_known && plan->known[size_t(v)];
     }
-    std::vector<TensorInfo> out;
-    try {
-      out = op.infer(in);
-    } catch (const Error& e) {
-      throw Error(e.code(), std::string(e.what()));
-    }
+    const std::vector<TensorInfo> out = op.infer(in);
     PYCNN_CHECK(out.size() >= std::count_if(n.outputs.begin(), n.outputs.end(), [](int v) { return v >= 0; }) ||
                     out.size() >= n.outputs.size(),
                 ErrorCode::InvalidModel, where(int(i)), ": has ", n.outputs.size(), " outputs, the op produces ", out.size());
@@ -192,14 +186,13 @@ std::unique_ptr<Plan> Session::Impl::make_plan(const std::vector<const Tensor*>&
       for (size_t k = 0; k < n.outputs.size(); ++k)
         if (n.outputs[k] >= 0 && k < out.size()) {
           plan->values[size_t(n.outputs[k])] = outs[k];
-          plan->known[size_t(n.outputs[k])] = defined[size_t(n.outputs[k])] = 1;
+          plan->known[size_t(n.outputs[k])] = 1;
         }
       continue;
     }
     for (size_t k = 0; k < n.outputs.size() && k < out.size(); ++k)
       if (n.outputs[k] >= 0) {
         plan->values[size_t(n.outputs[k])] = Tensor(out[k].dtype, out[k].shape, nullptr);
-        defined[size_t(n.outputs[k])] = 1;
       }
     scratch = std::max(scratch, op.scratch_bytes(in));
     runtime_nodes.push_back(Pending{int(i), std::move(in)});

@@ -55,10 +55,7 @@ void fold_batch_norm(Graph& g) {
     c.outputs[0] = g.nodes[r].outputs[0];
     drop[r] = 1;
   }
-  std::vector<Node> kept;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (!drop[i]) kept.push_back(std::move(g.nodes[i]));
-  g.nodes = std::move(kept);
+  erase_nodes(g, drop);
 }
 
 }  // namespace pycnn::passes

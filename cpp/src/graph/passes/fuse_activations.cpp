@@ -92,10 +92,7 @@ void fuse_activations(Graph& g) {
     p.outputs[0] = g.nodes[mul].outputs[0];
     drop[sig] = drop[mul] = 1;
   }
-  std::vector<Node> kept;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (!drop[i]) kept.push_back(std::move(g.nodes[i]));
-  g.nodes = std::move(kept);
+  erase_nodes(g, drop);
 }
 
 void fuse_residual_adds(Graph& g) {
@@ -126,10 +123,7 @@ void fuse_residual_adds(Graph& g) {
       drop[r] = 1;
     }
   }
-  std::vector<Node> kept;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (!drop[i]) kept.push_back(std::move(g.nodes[i]));
-  g.nodes = std::move(kept);
+  erase_nodes(g, drop);
   g.sort_and_validate();
 }
 

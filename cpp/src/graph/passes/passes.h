@@ -26,5 +26,7 @@ void eliminate_dead_nodes(Graph& g);
 // Helpers shared by the passes.
 int single_reader(const Graph& g, const std::vector<std::vector<int>>& readers, int value);
 void rename_value_uses(Graph& g, int from, int to);
+// Removes the nodes whose drop[i] is set, keeping the others in order.
+void erase_nodes(Graph& g, const std::vector<char>& drop);
 
 }  // namespace pycnn::passes

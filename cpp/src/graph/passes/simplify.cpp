@@ -16,6 +16,13 @@ void rename_value_uses(Graph& g, int from, int to) {
       if (v == from) v = to;
 }
 
+void erase_nodes(Graph& g, const std::vector<char>& drop) {
+  std::vector<Node> kept;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (!drop[i]) kept.push_back(std::move(g.nodes[i]));
+  g.nodes = std::move(kept);
+}
+
 void remove_identities(Graph& g) {
   std::vector<Node> kept;
   for (Node& n : g.nodes) {
