@@ -178,13 +178,4 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
   });
 }
 
-void gemm_reference(int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C) {
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t n = 0; n < N; ++n) {
-      double s = 0;
-      for (int64_t k = 0; k < K; ++k) s += double(A[m * K + k]) * B[k * N + n];
-      C[m * N + n] = float(s);
-    }
-}
-
 }  // namespace pycnn::kernels

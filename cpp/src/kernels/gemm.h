@@ -69,7 +69,5 @@ size_t gemm_work_bytes(const KernelTable& kt, int64_t M);
 // Panel p of pack_b's output, written at `out`.
 void pack_b_panel(const float* B, int64_t rs, int64_t cs, int64_t K, int64_t N, int nr, int64_t p, float* out);
 
-// Plain triple-loop reference, for tests.
-void gemm_reference(int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C);
 
 }  // namespace pycnn::kernels
