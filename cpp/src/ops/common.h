@@ -20,6 +20,10 @@ struct BroadcastWalk {
   void offsets(int64_t o, int64_t* in_offsets) const;
 };
 
+// A float count rounded up to whole 64-byte cache lines: where scratch
+// regions are cut, so each starts aligned.
+inline int64_t cacheline_floats(int64_t floats) { return (floats + 15) / 16 * 16; }
+
 // Element count below which an op stays on one thread.
 constexpr int64_t kParallelMinElements = 1 << 14;
 

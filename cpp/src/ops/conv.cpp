@@ -53,9 +53,7 @@ class ConvOp : public Op {
 
   bool keeps_copy_of(size_t i) const override { return i == 1 && !packed_w_.empty(); }
 
-  std::string algorithm() const override {
-    return (uses_winograd_ ? std::string(algo_name(ConvAlgo::Winograd)) : algo_) + (act_.is_identity() ? "" : "+act");
-  }
+  std::string algorithm() const override { return std::string(algo_name(last_algo_)) + (act_.is_identity() ? "" : "+act"); }
   double flops(const std::vector<Tensor>& in, const std::vector<Tensor>& out) const override {
     return 2.0 * double(out[0].numel()) * double(in[1].numel() / std::max<int64_t>(in[1].shape[0], 1));
   }
@@ -88,33 +86,28 @@ class ConvOp : public Op {
   }
 
   size_t scratch_bytes(const std::vector<TensorInfo>& in) override {
-    const Shape out = infer(in)[0].shape;  // validates before any geometry is derived
+    infer(in);  // validates before any geometry is derived
     const Shape &x = in[0].shape, &w = in[1].shape;
     const kernels::Window2D g = window(x, w);
     const ConvAlgo algo = choose(x, w, g);
     const int64_t threads = current_num_threads();
     if (algo == ConvAlgo::Depthwise) return size_t(kernels::depthwise_work_floats(g) * threads) * sizeof(float) + 64;
-    const int64_t Cg = x[1] / group_, Mg = w[0] / group_, K = Cg * g.kh * g.kw, N = g.oh * g.ow;
+    const int64_t Cg = x[1] / group_, Mg = w[0] / group_, K = Cg * g.kh * g.kw;
     int64_t floats = 0;
-    const int64_t gemm_work = int64_t(kernels::gemm_work_floats(*kt_, Mg)) * threads;
     if (algo == ConvAlgo::Winograd) {
       ensure_winograd_weights();
       const kernels::Winograd43 wg(g, x[0]);
-      const int64_t per_thread = round16(wg.plane_floats()) + round16(kernels::winograd_tmp_floats(wg.th * wg.tw)) +
+      const int64_t per_thread = cacheline_floats(wg.plane_floats()) +
+                                 cacheline_floats(kernels::winograd_tmp_floats(wg.th * wg.tw)) +
                                  int64_t(kernels::gemm_work_floats(*kt_, Mg));
-      floats = round16(wg.v_floats(Cg)) + round16(36 * Mg * wg.tiles_ld) + per_thread * threads;
-    } else if (algo == ConvAlgo::Pointwise) {
-      floats = gemm_work;
-    } else if (algo == ConvAlgo::Indirect) {
-      const kernels::IndirectConv ic(g);
-      floats = round16(ic.input_floats(Cg)) + round16(Mg * ic.grid_columns()) + round16(K * 2) + gemm_work;
+      floats = cacheline_floats(wg.v_floats(Cg)) + cacheline_floats(36 * Mg * wg.tiles_ld) + per_thread * threads;
     } else {
-      floats = int64_t(kernels::packed_b_floats(K, N, kt_->gemm_nr)) + gemm_work;
+      floats = b_work_floats(algo, g, Cg, Mg, K);
     }
     if (packed_w_.empty()) floats += int64_t(kernels::packed_a_floats(Mg, K, kt_->gemm_mr)) * group_;
     // A residual that broadcasts (rare): the convolution goes to scratch first.
-    if (in.size() > 3 && in[3].present && in[3].shape != conv_shape(x, g, w)) floats = round16(floats) + shape_numel(conv_shape(x, g, w));
-    return size_t(round16(floats)) * sizeof(float) + 64;
+    if (in.size() > 3 && in[3].present && in[3].shape != conv_shape(x, g, w)) floats = cacheline_floats(floats) + shape_numel(conv_shape(x, g, w));
+    return size_t(cacheline_floats(floats)) * sizeof(float) + 64;
   }
 
   void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void* scratch) override {
@@ -160,6 +153,7 @@ class ConvOp : public Op {
     const Tensor &x = in[0], &w = in[1];
     const float* bias = in.size() > 2 && in[2].data ? in[2].ptr<float>() : nullptr;
     const ConvAlgo algo = choose(x.shape, w.shape, g);
+    last_algo_ = algo;
     const int64_t batch = x.shape[0], C = x.shape[1], M = w.shape[0];
     const int64_t in_plane = g.ih * g.iw, out_plane = g.oh * g.ow;
     const KernelTable& kt = *kt_;
@@ -189,15 +183,11 @@ class ConvOp : public Op {
     // Scratch: [B operand work][packed weights when W is fed at run time].
     const kernels::IndirectConv ic(g);
     float* b_work = work;
-    int64_t b_floats = 0;
-    const int64_t gemm_work = int64_t(kernels::gemm_work_floats(kt, Mg)) * current_num_threads();
-    if (algo == ConvAlgo::Pointwise) b_floats = gemm_work;
-    else if (algo == ConvAlgo::Indirect) b_floats = round16(ic.input_floats(Cg)) + round16(Mg * ic.grid_columns()) + round16(K * 2) + gemm_work;
-    else b_floats = int64_t(kernels::packed_b_floats(K, out_plane, kt.gemm_nr)) + gemm_work;
+    const int64_t b_floats = b_work_floats(algo, g, Cg, Mg, K);
     const float* packed_w = packed_w_.data();
     const size_t a_stride = kernels::packed_a_floats(Mg, K, kt.gemm_mr);
     if (packed_w_.empty()) {  // weights fed at run time: pack them into scratch
-      float* pw = work + round16(b_floats);
+      float* pw = work + cacheline_floats(b_floats);
       for (int64_t gi = 0; gi < group_; ++gi)
         kernels::pack_a(w.ptr<float>() + gi * Mg * K, K, 1, Mg, K, kt.gemm_mr, pw + gi * a_stride);
       packed_w = pw;
@@ -217,13 +207,13 @@ class ConvOp : public Op {
           kernels::gemm(kt, Mg, out_plane, K, a, kernels::GemmB{xg, in_plane, b_work}, yg, out_plane, ep);
         } else if (algo == ConvAlgo::Indirect) {
           float* input = b_work;
-          float* grid = input + round16(ic.input_floats(Cg));
-          const float** rows = reinterpret_cast<const float**>(grid + round16(Mg * ic.grid_columns()));
+          float* grid = input + cacheline_floats(ic.input_floats(Cg));
+          const float** rows = reinterpret_cast<const float**>(grid + cacheline_floats(Mg * ic.grid_columns()));
           parallel_for(Cg, [&](int64_t c0, int64_t c1) { ic.build_input(xg, c0, c1, input); });
           ic.build_rows(input, Cg, rows);
           kernels::GemmB b;
           b.rows = rows;
-          b.work = reinterpret_cast<float*>(rows) + round16(K * 2);
+          b.work = reinterpret_cast<float*>(rows) + cacheline_floats(K * 2);
           // The grid is laid out unlike y: residual and activation follow the compaction.
           kernels::Epilogue grid_ep;
           grid_ep.row_bias = ep.row_bias;
@@ -248,7 +238,19 @@ class ConvOp : public Op {
     }
   }
 
-  static int64_t round16(int64_t f) { return (f + 15) / 16 * 16; }
+  // Scratch floats of the GEMM algorithms' B operand: the im2col panels or the
+  // padded input, output grid and row pointers (indirect), then the GEMM's
+  // work areas for every thread.
+  int64_t b_work_floats(ConvAlgo algo, const kernels::Window2D& g, int64_t Cg, int64_t Mg, int64_t K) const {
+    const int64_t gemm_work = int64_t(kernels::gemm_work_floats(*kt_, Mg)) * current_num_threads();
+    if (algo == ConvAlgo::Pointwise) return gemm_work;
+    if (algo == ConvAlgo::Indirect) {
+      const kernels::IndirectConv ic(g);
+      return cacheline_floats(ic.input_floats(Cg)) + cacheline_floats(Mg * ic.grid_columns()) +
+             cacheline_floats(K * 2) + gemm_work;  // K row pointers take 2 floats each
+    }
+    return int64_t(kernels::packed_b_floats(K, g.oh * g.ow, kt_->gemm_nr)) + gemm_work;
+  }
 
   // Transformed, packed weights for Winograd: made at the first plan that
   // uses them (plans are made under the session's lock), kept for later ones.
@@ -263,22 +265,21 @@ class ConvOp : public Op {
     for (int xi = 0; xi < 36; ++xi) kernels::pack_a(u.data() + size_t(xi) * M * C, C, 1, M, C, kt_->gemm_mr, p + xi * per_point);
     winograd_a_ = p;
     winograd_a_stride_ = per_point;
-    uses_winograd_ = true;
   }
 
   // y = act(conv(x) + bias + residual) by Winograd F(4x4, 3x3): input
-  // transform per (image, channel, tile row), 36 GEMMs, output transform per
-  // (image, output channel, tile row).
+  // transform per (image, channel), 36 GEMMs, output transform per (image,
+  // output channel).
   void winograd(const Tensor& x, Tensor& y, const float* bias, const Tensor* residual, const kernels::Activation& act,
                 const kernels::Window2D& g, float* work) {
     const KernelTable& kt = *kt_;
     const int64_t batch = x.shape[0], C = x.shape[1], M = y.shape[1];
     const kernels::Winograd43 wg(g, batch);
     float* v = work;
-    float* mo = v + round16(wg.v_floats(C));
-    float* per_thread_base = mo + round16(36 * M * wg.tiles_ld);
-    const int64_t plane_floats = round16(wg.plane_floats());
-    const int64_t tmp_floats = round16(kernels::winograd_tmp_floats(wg.th * wg.tw));
+    float* mo = v + cacheline_floats(wg.v_floats(C));
+    float* per_thread_base = mo + cacheline_floats(36 * M * wg.tiles_ld);
+    const int64_t plane_floats = cacheline_floats(wg.plane_floats());
+    const int64_t tmp_floats = cacheline_floats(kernels::winograd_tmp_floats(wg.th * wg.tw));
     const int64_t per_thread = plane_floats + tmp_floats + int64_t(kernels::gemm_work_floats(kt, M));
     const int64_t in_plane = g.ih * g.iw, out_plane = g.oh * g.ow, image_tiles = wg.th * wg.tw;
     // 1. V[xi][c][tile] from each (image, channel).
@@ -337,13 +338,7 @@ class ConvOp : public Op {
 
   void prepack(const Tensor& w) {
     if (w.dtype != DType::f32 || w.rank() < 3 || w.shape[0] % group_ != 0) return;  // infer() reports it
-    if (group_ > 1 && w.shape[1] == 1 && w.shape[0] == group_) {  // depthwise reads W directly
-      algo_ = algo_name(ConvAlgo::Depthwise);
-      return;
-    }
-    bool pointwise = true;
-    for (int64_t d : spatial(w.shape)) pointwise = pointwise && d == 1;
-    algo_ = pointwise ? algo_name(ConvAlgo::Pointwise) : algo_name(ConvAlgo::Indirect);
+    if (group_ > 1 && w.shape[1] == 1 && w.shape[0] == group_) return;  // depthwise reads W directly
     const int64_t M = w.shape[0], Mg = M / group_, K = w.numel() / M;
     const size_t per_group = kernels::packed_a_floats(Mg, K, kt_->gemm_mr);
     storage_ = aligned_buffer(per_group * group_ * sizeof(float), false);  // pack_a writes it all
@@ -366,9 +361,9 @@ class ConvOp : public Op {
   kernels::Activation act_;
   std::shared_ptr<void> storage_;
   Span packed_w_;
-  std::string algo_ = "gemm";
+  ConvAlgo last_algo_ = ConvAlgo::Im2col;  // what the last run did, for the profiler
   Tensor weights_;  // the constant weights, for transforms made at plan time
-  bool winograd_allowed_ = true, uses_winograd_ = false;
+  bool winograd_allowed_ = true;
   std::shared_ptr<void> winograd_storage_;
   const float* winograd_a_ = nullptr;
   size_t winograd_a_stride_ = 0;
@@ -459,9 +454,9 @@ class ConvTransposeOp : public Op {
     const int64_t batch = x.shape[0], C = x.shape[1], Cg = C / group_, Mg = w.shape[1];
     const int64_t khw = g.kh * g.kw, MK = Mg * khw, HW = g.oh * g.ow, out_plane = g.ih * g.iw;
     float* pa = static_cast<float*>(scratch);
-    float* pb = pa + round_to_cacheline(kernels::packed_a_floats(MK, Cg, kt.gemm_mr));
-    float* cols = pb + round_to_cacheline(kernels::packed_b_floats(Cg, HW, kt.gemm_nr));
-    float* gemm_work = cols + round_to_cacheline(size_t(MK * HW));
+    float* pb = pa + cacheline_floats(int64_t(kernels::packed_a_floats(MK, Cg, kt.gemm_mr)));
+    float* cols = pb + cacheline_floats(int64_t(kernels::packed_b_floats(Cg, HW, kt.gemm_nr)));
+    float* gemm_work = cols + cacheline_floats(MK * HW);
     std::memset(y.data, 0, y.nbytes());
     for (int64_t gi = 0; gi < group_; ++gi) {
       // A(m, k) = W[gi*Cg + k][m]: the group's weight, transposed.
@@ -484,7 +479,6 @@ class ConvTransposeOp : public Op {
   }
 
  private:
-  static size_t round_to_cacheline(size_t floats) { return (floats + 15) / 16 * 16; }
   Node node_;
   SpatialAttrs attrs_;
   const KernelTable* kt_;

@@ -12,8 +12,6 @@ namespace {
 using kernels::KernelTable;
 
 
-size_t cacheline_floats(size_t f) { return (f + 15) / 16 * 16; }
-
 // A constant right-hand matrix packed once: B(k, n) = src[k*rs + n*cs] * scale.
 struct PackedB {
   std::shared_ptr<void> storage;
@@ -72,8 +70,8 @@ class GemmOp : public Op {
   size_t scratch_bytes(const std::vector<TensorInfo>& in) override {
     int64_t M, K, N;
     dims(in[0].shape, in[1].shape, M, K, N);
-    size_t f = cacheline_floats(kernels::packed_a_floats(M, K, kt_->gemm_mr));
-    f += cacheline_floats(kernels::packed_b_floats(K, N, kt_->gemm_nr));
+    size_t f = cacheline_floats(int64_t(kernels::packed_a_floats(M, K, kt_->gemm_mr)));
+    f += cacheline_floats(int64_t(kernels::packed_b_floats(K, N, kt_->gemm_nr)));
     return f * sizeof(float) + 64 + kernels::gemm_work_bytes(*kt_, M);
   }
   void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void* scratch) override {
@@ -83,10 +81,10 @@ class GemmOp : public Op {
     float* pa = static_cast<float*>(scratch);
     kernels::pack_a(in[0].ptr<float>(), trans_a_ ? 1 : K, trans_a_ ? M : 1, M, K, kt.gemm_mr, pa);
     const float* pb = packed_.data;
-    float* work = pa + cacheline_floats(kernels::packed_a_floats(M, K, kt.gemm_mr)) +
-                  cacheline_floats(kernels::packed_b_floats(K, N, kt.gemm_nr));
+    float* work = pa + cacheline_floats(int64_t(kernels::packed_a_floats(M, K, kt.gemm_mr))) +
+                  cacheline_floats(int64_t(kernels::packed_b_floats(K, N, kt.gemm_nr)));
     if (!pb) {
-      float* p = pa + cacheline_floats(kernels::packed_a_floats(M, K, kt.gemm_mr));
+      float* p = pa + cacheline_floats(int64_t(kernels::packed_a_floats(M, K, kt.gemm_mr)));
       kernels::pack_b(in[1].ptr<float>(), trans_b_ ? 1 : N, trans_b_ ? K : 1, K, N, kt.gemm_nr, p);
       if (alpha_ != 1.f)
         for (size_t i = 0; i < kernels::packed_b_floats(K, N, kt.gemm_nr); ++i) p[i] *= alpha_;
@@ -161,8 +159,8 @@ class MatMulOp : public Op {
   size_t scratch_bytes(const std::vector<TensorInfo>& in) override {
     const Dims d = dims(in[0].shape, in[1].shape);
     const int64_t rows = folded_rows(in[0].shape, in[1].shape, d);
-    return (cacheline_floats(kernels::packed_a_floats(rows, d.K, kt_->gemm_mr)) +
-            cacheline_floats(kernels::packed_b_floats(d.K, d.N, kt_->gemm_nr))) * sizeof(float) + 64 +
+    return (cacheline_floats(int64_t(kernels::packed_a_floats(rows, d.K, kt_->gemm_mr))) +
+            cacheline_floats(int64_t(kernels::packed_b_floats(d.K, d.N, kt_->gemm_nr)))) * sizeof(float) + 64 +
            kernels::gemm_work_bytes(*kt_, rows);
   }
   void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void* scratch) override {
@@ -171,8 +169,8 @@ class MatMulOp : public Op {
     const Dims d = dims(a.shape, b.shape);
     float* pa = static_cast<float*>(scratch);
     const int64_t rows = folded_rows(a.shape, b.shape, d);
-    float* pb_scratch = pa + cacheline_floats(kernels::packed_a_floats(rows, d.K, kt.gemm_mr));
-    float* work = pb_scratch + cacheline_floats(kernels::packed_b_floats(d.K, d.N, kt.gemm_nr));
+    float* pb_scratch = pa + cacheline_floats(int64_t(kernels::packed_a_floats(rows, d.K, kt.gemm_mr)));
+    float* work = pb_scratch + cacheline_floats(int64_t(kernels::packed_b_floats(d.K, d.N, kt.gemm_nr)));
     if (rows != d.M) {  // B is one matrix: all of A's rows in one GEMM
       kernels::pack_a(a.ptr<float>(), d.K, 1, rows, d.K, kt.gemm_mr, pa);
       const float* pb = packed_.data;
