@@ -21,7 +21,7 @@ int64_t IndirectConv::input_floats(int64_t channels) const {
 }
 
 void IndirectConv::build_input(const float* x, int64_t c0, int64_t c1, float* out) const {
-  const int64_t hp = hq * s, wp = wq * s;
+  const int64_t hp = hq * s;
   for (int64_t c = c0; c < c1; ++c) {
     float* base = out + c * channel_floats;
     const float* xc = x + c * g.ih * g.iw;
@@ -45,7 +45,6 @@ void IndirectConv::build_input(const float* x, int64_t c0, int64_t c1, float* ou
         }
       }
     }
-    (void)wp;
   }
 }
 
