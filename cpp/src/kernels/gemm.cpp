@@ -136,6 +136,7 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
           const float* a = Ap + m0 * K + k0 * mr;
           GemmStore st = final_block && store_fuses ? last : GemmStore{};
           st.accumulate = k0 > 0;
+          st.next_a = pm + 1 < m_hi ? a + mr * K : nullptr;
           if (final_block && store_fuses && ep.row_bias) st.row_bias = ep.row_bias + m0;
           for (int64_t pn = nc; pn < nc_end; ++pn) {
             const int64_t n0 = pn * nr, cols = std::min<int64_t>(nr, N - n0);

@@ -39,6 +39,9 @@ struct GemmStore {
   int64_t residual_ld = 0;
   bool clamp = false;
   float lo = 0.f, hi = 0.f;
+  // The A panel slice the next call will read, fetched into L2 while this
+  // call computes: weights mostly stream from DRAM.
+  const float* next_a = nullptr;
 };
 
 struct KernelTable {
