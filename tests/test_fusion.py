@@ -39,7 +39,9 @@ CASES = [
     (16, 32, 14, 14, 1, 1, 1, "Relu", None, "pointwise-gemm"),
     (17, 33, 9, 7, 3, 1, 1, "Relu", [1, 33, 9, 7], "indirect-gemm"),
     (8, 8, 11, 13, 3, 2, 1, None, None, "indirect-gemm"),
-    (12, 12, 10, 10, 3, 1, 12, "Relu", [1, 12, 10, 10], "depthwise-direct"),
+    (17, 17, 10, 10, 3, 1, 17, "Relu", [1, 17, 10, 10], "depthwise-channels"),
+    (12, 12, 57, 58, 3, 1, 12, "Relu", [1, 12, 57, 58], "depthwise-direct"),  # large stride-1 planes
+    (33, 33, 9, 9, 5, 2, 33, "Sigmoid", [1, 33, 5, 5], "depthwise-channels"),
     (7, 5, 6, 6, 3, 1, 1, "Sigmoid", [1, 5, 1, 1], "indirect-gemm"),   # broadcast residual
     (3, 4, 5, 5, 1, 1, 1, "Relu", [2, 4, 5, 5], "pointwise-gemm"),      # the Add broadcasts the conv up
 ]
@@ -62,6 +64,8 @@ def test_conv_residual_fusion(case, threads, isa):
     assert [op for _, op, _ in nodes].count("Add") == 0, nodes  # the Add went into the convolution
     got = sess.run(None, feed)[0]
     assert got.shape == want.shape
+    algos = [n.algorithm for n in sess.profile(feed, runs=1).nodes if n.op_type == "Conv"]
+    assert algos[0].startswith(algo), algos
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     plain = pycnn.SessionOptions()
     plain.graph_optimization_level = pycnn.GraphOptimizationLevel.ORT_DISABLE_ALL

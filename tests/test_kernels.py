@@ -459,6 +459,9 @@ CONV_CASES = [
     conv_case("dw_c3_5x9_k3_valid_b3", 3, 3, (5, 9), 3, (3, 3), group=3, auto_pad="VALID"),
     conv_case("dw_c7_6x10_k3_s2_same_lower", 1, 7, (6, 10), 7, (3, 3), group=7, strides=[2, 2], auto_pad="SAME_LOWER"),
     conv_case("dw_c17_33x29_k3_p1", 1, 17, (33, 29), 17, (3, 3), group=17, pads=[1, 1, 1, 1]),
+    # large stride-1 planes: one plane at a time (smaller ones vectorize across channels)
+    conv_case("dw_c5_61x59_k3_p1", 1, 5, (61, 59), 5, (3, 3), group=5, pads=[1, 1, 1, 1]),
+    conv_case("dw_c3_60x64_k5_d2_asym", 2, 3, (60, 64), 3, (5, 5), group=3, dilations=[2, 2], pads=[4, 3, 4, 5]),
     conv_case("dw_c7_9x31_k1x7_s1x3", 1, 7, (9, 31), 7, (1, 7), group=7, strides=[1, 3], pads=[0, 3, 0, 2]),
     conv_case("dw_c3_13x7_k7_s1_d1_p0", 1, 3, (13, 7), 3, (7, 7), group=3),
     # 1-D

@@ -62,6 +62,14 @@ struct KernelTable {
   void (*bias_act)(float* y, int64_t n, float bias, const Activation& act);
   // One channel of a depthwise convolution; `work` holds depthwise_work_floats(g) floats.
   void (*depthwise2d)(const Window2D& g, const float* x, const float* w, float bias, float* y, float* work);
+  // Depthwise convolution of `channels` <= depthwise_lanes channels at once,
+  // vectorized across channels (fast on small planes): channel c reads plane
+  // x + c * ih * iw, taps w + c * kh * kw and bias[c] (bias may be null), and
+  // writes y + c * oh * ow = act(conv + bias + residual) (residual may be
+  // null; laid out like y). `work` holds depthwise_work_floats(g) floats.
+  int depthwise_lanes;
+  void (*depthwise2d_channels)(const Window2D& g, int channels, const float* x, const float* w, const float* bias,
+                               const float* residual, const Activation& act, float* y, float* work);
   void (*maxpool2d)(const Window2D& g, const float* x, float* y);
   // Winograd F(4x4, 3x3) on one plane of th x tw tiles (tile t = ty * tw + tx).
   // Input: a padded plane (row length wp, tile (ty, tx) at row 4ty, col 4tx)
@@ -79,7 +87,8 @@ struct KernelTable {
 // Scratch floats of winograd_input / winograd_output for `tiles` tiles.
 inline int64_t winograd_tmp_floats(int64_t tiles) { return 36 * ((tiles + 15) / 16 * 16) + 64; }
 
-// Scratch floats one depthwise2d call needs (the padded plane and output grid).
+// Scratch floats one depthwise2d or depthwise2d_channels call needs (the
+// padded plane(s) and the output grid).
 int64_t depthwise_work_floats(const Window2D& g);
 
 const KernelTable& active();      // the table for the active ISA
