@@ -425,7 +425,7 @@ def conv_case(id, n, c, spatial, m, kernel, group=1, bias=True, **attrs):
 
 
 CONV_CASES = [
-    # 2-D, group 1 (im2col + SGEMM; 1x1 stride 1 takes the pointwise path)
+    # 2-D, group 1 (1x1 without pads takes the pointwise path, strided ones on gathered pixels)
     conv_case("1x1map_k1", 1, 1, (1, 1), 1, (1, 1)),
     conv_case("1x1map_k3_p1", 1, 3, (1, 1), 7, (3, 3), pads=[1, 1, 1, 1]),
     conv_case("c3_5x9_k3_p1", 1, 3, (5, 9), 7, (3, 3), pads=[1, 1, 1, 1]),
@@ -434,6 +434,7 @@ CONV_CASES = [
     conv_case("c33_7x5_pointwise", 1, 33, (7, 5), 17, (1, 1)),
     conv_case("c33_13x7_pointwise_b3_nobias", 3, 33, (13, 7), 7, (1, 1), bias=False),
     conv_case("c3_13x7_k1_s2", 3, 3, (13, 7), 7, (1, 1), strides=[2, 2]),
+    conv_case("g2_c6_11x14_k1_s2x3", 2, 6, (11, 14), 4, (1, 1), group=2, strides=[2, 3]),
     conv_case("c7_k1_p1", 1, 7, (5, 9), 3, (1, 1), pads=[1, 0, 0, 1]),
     conv_case("c7_17x13_k3_s3_d2", 1, 7, (17, 13), 17, (3, 3), strides=[3, 3], dilations=[2, 2], pads=[1, 2, 2, 1]),
     conv_case("c17_13x9_k3_d2_valid", 1, 17, (13, 9), 7, (3, 3), dilations=[2, 2], auto_pad="VALID"),
