@@ -47,11 +47,10 @@ struct GemmStore {
 struct KernelTable {
   const char* isa;
   // GEMM micro-kernel: C[rows x nr] (+)= A_panel[k x mr]^T * B_panel[k x nr]
-  // for rows <= mr (only those rows of C are written).
+  // for rows <= mr (only those rows of C are written); both panels packed.
   int gemm_mr, gemm_nr;
-  // b_rows non-null: indirect B, row p at b_rows[p] + ldb (b_panel unused).
-  void (*gemm_ukernel)(int rows, int64_t k, const float* a_panel, const float* b_panel, int64_t ldb,
-                       const float* const* b_rows, float* c, int64_t ldc, const GemmStore& store);
+  void (*gemm_ukernel)(int rows, int64_t k, const float* a_panel, const float* b_panel, float* c, int64_t ldc,
+                       const GemmStore& store);
   void (*unary)(const Activation& act, const float* x, float* y, int64_t n);
   // Sum of n floats (in 16 partial sums, so it vectorizes).
   double (*sum)(const float* x, int64_t n);
