@@ -463,6 +463,7 @@ CONV_CASES = [
     # large stride-1 planes: one plane at a time (smaller ones vectorize across channels)
     conv_case("dw_c5_61x59_k3_p1", 1, 5, (61, 59), 5, (3, 3), group=5, pads=[1, 1, 1, 1]),
     conv_case("dw_c3_60x64_k5_d2_asym", 2, 3, (60, 64), 3, (5, 5), group=3, dilations=[2, 2], pads=[4, 3, 4, 5]),
+    conv_case("dw_c3_141x137_k3_s2_p1", 1, 3, (141, 137), 3, (3, 3), group=3, strides=[2, 2], pads=[1, 1, 1, 1]),
     conv_case("dw_c7_9x31_k1x7_s1x3", 1, 7, (9, 31), 7, (1, 7), group=7, strides=[1, 3], pads=[0, 3, 0, 2]),
     conv_case("dw_c3_13x7_k7_s1_d1_p0", 1, 3, (13, 7), 3, (7, 7), group=3),
     # 1-D
@@ -586,6 +587,8 @@ POOL_CASES = [
     pool_case("c7_6x10_k3_s2_same_lower", 1, 7, (6, 10), (3, 3), strides=[2, 2], auto_pad="SAME_LOWER"),
     pool_case("c17_5x9_k3_valid", 1, 17, (5, 9), (3, 3), auto_pad="VALID"),
     pool_case("c33_33x29_k3_s2_p1_b3", 3, 33, (33, 29), (3, 3), strides=[2, 2], pads=[1, 1, 1, 1]),
+    # planes past kMaxChannelWindowPixels: max pooling plane by plane
+    pool_case("c3_141x135_k3_s2_p1", 1, 3, (141, 135), (3, 3), strides=[2, 2], pads=[1, 1, 1, 1]),
     pool_case("c7_9x31_k1x7_s1x3", 1, 7, (9, 31), (1, 7), strides=[1, 3], pads=[0, 3, 0, 2]),
     pool_case("1d_c3_l17_k3_s2_p1", 1, 3, (17,), (3,), strides=[2], pads=[1, 1]),
     pool_case("1d_c7_l33_k5_s3_d2_ceil", 3, 7, (33,), (5,), strides=[3], dilations=[2], pads=[2, 0], ceil_mode=1),
@@ -608,6 +611,18 @@ def test_maxpool(isa, threads, case):
     ref = pool_ref(x, "max", case["kernel"], a.get("strides"), a.get("dilations"), a.get("pads"),
                    a.get("auto_pad", "NOTSET"), bool(a.get("ceil_mode", 0)))
     assert_close(y, ref, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("spatial", [(9, 11), (141, 135)], ids=["by_channels", "by_plane"])
+def test_maxpool_propagates_nan(isa, spatial):
+    x = _pool_input(dict(n=1, c=19, spatial=spatial), "nan")
+    x[0, 3, 4, 5] = np.nan   # one window's first tap ...
+    x[0, 17, 2, 2] = np.nan  # ... and a later one's
+    y = run_single("MaxPool", {"x": x}, attrs={"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]})
+    ref = pool_ref(x, "max", (3, 3), [2, 2], None, [1, 1, 1, 1], "NOTSET", False)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
+    assert np.isnan(y).sum() >= 2
+    np.testing.assert_array_equal(y[~np.isnan(y)], ref[~np.isnan(ref)].astype(np.float32))
 
 
 @pytest.mark.parametrize("count_include_pad", [0, 1], ids=["excl_pad", "incl_pad"])

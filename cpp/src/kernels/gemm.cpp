@@ -20,10 +20,10 @@ int64_t depthwise_work_floats(const Window2D& g) {
   // plane(s) + output grid + one padded row; + slack: the kernel reads and
   // writes whole groups of vectors past the last output.
   const int64_t per_plane = g.sh != g.sw ? 0 : plane + round_up(g.oh * wp, 64) + round_up(wp, 64) + 2 * wp + 256;
-  // depthwise2d_channels, at the widest vector (16 lanes): the interleaved
+  // The *_channels kernels, at the widest vector (16 lanes): the interleaved
   // padded planes, outputs, taps and biases.
-  const int64_t hc = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1, wc = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
-  const int64_t channels = 16 * (hc * wc + g.oh * g.ow + g.kh * g.kw + 1) + 64;
+  const int64_t pixels = channel_window_pixels(g);
+  const int64_t channels = pixels > kMaxChannelWindowPixels ? 0 : 16 * (pixels + g.oh * g.ow + g.kh * g.kw + 1) + 64;
   return std::max(per_plane, channels);
 }
 

@@ -70,6 +70,10 @@ struct KernelTable {
   void (*depthwise2d_channels)(const Window2D& g, int channels, const float* x, const float* w, const float* bias,
                                const float* residual, const Activation& act, float* y, float* work);
   void (*maxpool2d)(const Window2D& g, const float* x, float* y);
+  // Max pooling of `channels` <= depthwise_lanes planes at once (x and y
+  // planes contiguous), vectorized across channels; `work` holds
+  // depthwise_work_floats(g) floats.
+  void (*maxpool2d_channels)(const Window2D& g, int channels, const float* x, float* y, float* work);
   // Winograd F(4x4, 3x3) on one plane of th x tw tiles (tile t = ty * tw + tx).
   // Input: a padded plane (row length wp, tile (ty, tx) at row 4ty, col 4tx)
   // -> V[xi * v_stride + t] for the 36 transformed values xi. Output:
@@ -86,8 +90,16 @@ struct KernelTable {
 // Scratch floats of winograd_input / winograd_output for `tiles` tiles.
 inline int64_t winograd_tmp_floats(int64_t tiles) { return 36 * ((tiles + 15) / 16 * 16) + 64; }
 
-// Scratch floats one depthwise2d or depthwise2d_channels call needs (the
-// padded plane(s) and the output grid).
+// The padded plane depthwise2d_channels and maxpool2d_channels interleave
+// (its pixels); they take planes up to kMaxChannelWindowPixels: beyond, their
+// work area (VW planes) grows large and plane-by-plane kernels are as fast.
+inline int64_t channel_window_pixels(const Window2D& g) {
+  return ((g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1) * ((g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1);
+}
+constexpr int64_t kMaxChannelWindowPixels = 130 * 130;
+
+// Scratch floats one depthwise2d, depthwise2d_channels or maxpool2d_channels
+// call needs (the padded plane(s) and the output grid).
 int64_t depthwise_work_floats(const Window2D& g);
 
 const KernelTable& active();      // the table for the active ISA

@@ -358,7 +358,8 @@ class ConvOp : public Op {
       // plane fills its own vectors and interleaving channels costs more than
       // it saves (measured: 112x112 3x3 25% slower, 56x56 even, smaller
       // planes and every stride-2 layer up to 4x faster).
-      const bool large_plane = g.sh == 1 && g.sw == 1 && g.oh * g.ow > 56 * 56;
+      const bool large_plane = (g.sh == 1 && g.sw == 1 && g.oh * g.ow > 56 * 56) ||
+                               kernels::channel_window_pixels(g) > kernels::kMaxChannelWindowPixels;
       return large_plane ? ConvAlgo::Depthwise : ConvAlgo::DepthwiseChannels;
     }
     // 1x1 without padding, any stride (a strided one reads every s-th pixel).

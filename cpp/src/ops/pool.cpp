@@ -1,4 +1,5 @@
 // MaxPool (with optional Indices), AveragePool, GlobalAveragePool, GlobalMaxPool.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -30,18 +31,32 @@ class PoolOp : public Op {
     for (int64_t d : a.output_sizes(spatial(x), node_, nullptr)) out.push_back(d);
     return {TensorInfo{DType::f32, out}, TensorInfo{DType::i64, out}};
   }
-  void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void*) override {
+  size_t scratch_bytes(const std::vector<TensorInfo>& in) override {
+    infer(in);
+    const kernels::Window2D g = geometry(in[0].shape, nullptr, nullptr);
+    if (!by_channels(g)) return 0;
+    return size_t(kernels::depthwise_work_floats(g) * current_num_threads()) * sizeof(float) + 64;
+  }
+  void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void* scratch) override {
     const Tensor& x = in[0];
-    SpatialAttrs a = attrs_;
-    a.complete(x.rank() - 2, node_);
-    std::vector<int64_t> pads;
-    const auto osz = a.output_sizes(spatial(x.shape), node_, &pads);
-    const kernels::Window2D g = make_window2d(spatial(x.shape), osz, a, pads);
+    int64_t pad_end_h = 0, pad_end_w = 0;
+    const kernels::Window2D g = geometry(x.shape, &pad_end_h, &pad_end_w);
     const int64_t planes = x.shape[0] * x.shape[1], ip = g.ih * g.iw, op = g.oh * g.ow;
     const auto& kt = kernels::active();
     const float* xp = x.ptr<float>();
     float* yp = out[0].ptr<float>();
-    const int64_t pad_end_h = a.rank == 1 ? 0 : pads[2 + 0], pad_end_w = a.rank == 1 ? pads[1] : pads[3];
+    if (by_channels(g)) {
+      const int64_t lanes = kt.depthwise_lanes, groups = (planes + lanes - 1) / lanes;
+      const int64_t per_thread = kernels::depthwise_work_floats(g);
+      parallel_for_indexed(groups, [&](int64_t b, int64_t e, int t) {
+        for (int64_t i = b; i < e; ++i) {
+          const int64_t p = i * lanes;
+          kt.maxpool2d_channels(g, int(std::min(lanes, planes - p)), xp + p * ip, yp + p * op,
+                                static_cast<float*>(scratch) + t * per_thread);
+        }
+      });
+      return;
+    }
     int64_t* idx = out.size() > 1 ? out[1].ptr<int64_t>() : nullptr;
     parallel_for(planes, [&](int64_t b, int64_t e) {
       for (int64_t p = b; p < e; ++p) {
@@ -53,6 +68,24 @@ class PoolOp : public Op {
   }
 
  private:
+  // The window over one plane of x; the trailing pads too when asked.
+  kernels::Window2D geometry(const Shape& x, int64_t* pad_end_h, int64_t* pad_end_w) const {
+    SpatialAttrs a = attrs_;
+    a.complete(int(x.size()) - 2, node_);
+    std::vector<int64_t> pads;
+    const auto osz = a.output_sizes(spatial(x), node_, &pads);
+    if (pad_end_h) *pad_end_h = a.rank == 1 ? 0 : pads[2];
+    if (pad_end_w) *pad_end_w = a.rank == 1 ? pads[1] : pads[3];
+    return make_window2d(spatial(x), osz, a, pads);
+  }
+  // Max pooling without indices runs vectorized across channels (planes of
+  // a CNN's pooling layers are too short to fill vectors well: 1.3-3.5x
+  // faster on SqueezeNet's, even on ResNet's 112x112 one).
+  bool by_channels(const kernels::Window2D& g) const {
+    return is_max_ && (node_.outputs.size() < 2 || node_.outputs[1] < 0) &&
+           kernels::channel_window_pixels(g) <= kernels::kMaxChannelWindowPixels;
+  }
+
   // Indices are flat offsets into X (row-major, or column-major within the
   // plane when storage_order=1), as ONNX defines them.
   void max_with_indices(const kernels::Window2D& g, const float* x, float* y, int64_t* idx, int64_t base) const {
