@@ -1030,3 +1030,19 @@ def test_fused_chain(isa, threads, producer, act, level):
     if level == ENABLE_ALL:  # the fused path really ran: one node left
         summary = sess.optimized_nodes()
         assert len(summary) == 1, summary
+
+
+# =============================================================================
+# Concat: large enough to be split across threads, on every axis.
+
+@pytest.mark.parametrize("axis", [0, 1, 2, 3])
+def test_concat_split_across_threads(threads, axis):
+    r = rng_for("concat", axis)
+    sizes = [3, 1, 17]
+    xs = {}
+    for i, n in enumerate(sizes):
+        shape = [2, 5, 41, 67]
+        shape[axis] = n
+        xs[f"x{i}"] = f32(r.standard_normal(shape))
+    y = run_single("Concat", xs, attrs={"axis": axis}, threads=threads)
+    np.testing.assert_array_equal(y, np.concatenate(list(xs.values()), axis=axis))

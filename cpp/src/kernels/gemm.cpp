@@ -174,12 +174,14 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
   };
   const int threads = current_num_threads();
   // Wide N: threads take column ranges (each packs its own B blocks).
-  // Narrow N: threads take row ranges (each packs the same, small, B).
-  const bool split_n = np >= 2 * threads || mp < threads;
-  parallel_for_indexed(split_n ? np : mp, [&](int64_t begin, int64_t end, int t) {
+  // Narrow N with panels of M for all: threads take row ranges, so each
+  // streams only its share of the weights (and packs the same, small, B):
+  // 5-10% faster at N = 196 on 2 threads, even at N = 784.
+  const bool split_m = (np < 2 * threads && mp >= threads) || (np < 8 * threads && mp >= 4 * threads);
+  parallel_for_indexed(split_m ? mp : np, [&](int64_t begin, int64_t end, int t) {
     float* work = B.work + size_t(t) * gemm_work_floats(kt, M);
-    if (split_n) blocked(0, mp, begin, end, work);
-    else blocked(begin, end, 0, np, work);
+    if (split_m) blocked(begin, end, 0, np, work);
+    else blocked(0, mp, begin, end, work);
   });
 }
 

@@ -339,13 +339,20 @@ class ConcatOp : public Op {
     const int64_t outer = shape_numel(Shape(o.begin(), o.begin() + a));
     const int64_t inner = shape_numel(Shape(o.begin() + a + 1, o.end()));
     const int64_t out_row = o[size_t(a)] * inner;
-    int64_t at = 0;
-    for (const Tensor& t : in) {
-      const int64_t row = t.shape[size_t(a)] * inner;
-      for (int64_t i = 0; i < outer; ++i)
-        std::memcpy(bytes(out[0]) + (i * out_row + at) * es, cbytes(t) + i * row * es, size_t(row) * es);
-      at += row;
-    }
+    // The output's elements, split across threads (DenseNet concatenates
+    // whole feature maps at every layer): element e of output row i comes
+    // from the input whose slice of the row holds e.
+    std::vector<int64_t> starts{0};
+    for (const Tensor& t : in) starts.push_back(starts.back() + t.shape[size_t(a)] * inner);
+    parallel_elements(outer * out_row, [&](int64_t begin, int64_t end) {
+      while (begin < end) {
+        const int64_t i = begin / out_row, e = begin % out_row;
+        const size_t k = size_t(std::upper_bound(starts.begin(), starts.end(), e) - starts.begin() - 1);
+        const int64_t row = starts[k + 1] - starts[k], n = std::min(end - begin, starts[k + 1] - e);
+        std::memcpy(bytes(out[0]) + begin * es, cbytes(in[k]) + (i * row + e - starts[k]) * es, size_t(n) * es);
+        begin += n;
+      }
+    });
   }
 
  private:
