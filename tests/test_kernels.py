@@ -425,7 +425,7 @@ def conv_case(id, n, c, spatial, m, kernel, group=1, bias=True, **attrs):
 
 
 CONV_CASES = [
-    # 2-D, group 1 (1x1 without pads takes the pointwise path, strided ones on gathered pixels)
+    # 2-D, group 1 (1x1 stride 1 without pads takes the pointwise path, strided 1x1 im2col)
     conv_case("1x1map_k1", 1, 1, (1, 1), 1, (1, 1)),
     conv_case("1x1map_k3_p1", 1, 3, (1, 1), 7, (3, 3), pads=[1, 1, 1, 1]),
     conv_case("c3_5x9_k3_p1", 1, 3, (5, 9), 7, (3, 3), pads=[1, 1, 1, 1]),

@@ -217,19 +217,7 @@ class ConvOp : public Op {
         ep.residual = res;
         ep.residual_ld = out_plane;
         const float* a = packed_w + gi * a_stride;
-        if (algo == ConvAlgo::Pointwise && (g.sh > 1 || g.sw > 1)) {
-          // Strided 1x1: the pixels it reads, gathered into [Cg][oh*ow], are the B matrix.
-          float* picked = b_work + cacheline_floats(kernels::gemm_work_floats(kt, Mg) * current_num_threads());
-          parallel_for(Cg, [&](int64_t c0, int64_t c1) {
-            for (int64_t c = c0; c < c1; ++c)
-              for (int64_t oh = 0; oh < g.oh; ++oh) {
-                const float* xr = xg + c * in_plane + oh * g.sh * g.iw;
-                float* d = picked + c * out_plane + oh * g.ow;
-                for (int64_t ow = 0; ow < g.ow; ++ow) d[ow] = xr[ow * g.sw];
-              }
-          });
-          kernels::gemm(kt, Mg, out_plane, K, a, kernels::GemmB{picked, out_plane, b_work}, yg, out_plane, ep);
-        } else if (algo == ConvAlgo::Pointwise) {
+        if (algo == ConvAlgo::Pointwise) {
           kernels::gemm(kt, Mg, out_plane, K, a, kernels::GemmB{xg, in_plane, b_work}, yg, out_plane, ep);
         } else if (algo == ConvAlgo::Indirect) {
           float* input = b_work;
@@ -269,8 +257,7 @@ class ConvOp : public Op {
   // work areas for every thread.
   int64_t b_work_floats(ConvAlgo algo, const kernels::Window2D& g, int64_t Cg, int64_t Mg, int64_t K) const {
     const int64_t gemm_work = int64_t(kernels::gemm_work_floats(*kt_, Mg)) * current_num_threads();
-    if (algo == ConvAlgo::Pointwise)  // + the gathered pixels of a strided 1x1
-      return cacheline_floats(gemm_work) + (g.sh > 1 || g.sw > 1 ? Cg * g.oh * g.ow : 0);
+    if (algo == ConvAlgo::Pointwise) return gemm_work;
     if (algo == ConvAlgo::Indirect) {
       const kernels::IndirectConv ic(g);
       return cacheline_floats(ic.input_floats(Cg)) + cacheline_floats(Mg * ic.grid_columns()) +
@@ -362,10 +349,12 @@ class ConvOp : public Op {
                                kernels::channel_window_pixels(g) > kernels::kMaxChannelWindowPixels;
       return large_plane ? ConvAlgo::Depthwise : ConvAlgo::DepthwiseChannels;
     }
-    // 1x1 without padding, any stride (a strided one reads every s-th pixel).
+    // 1x1 without padding: stride 1 reads the input in place; a strided one
+    // (ResNet's downsample) packs just the pixels it reads, where the
+    // indirect path would phase-split the whole input.
     const bool one = g.kh == 1 && g.kw == 1 && g.ph == 0 && g.pw == 0 && g.oh == (g.ih - 1) / g.sh + 1 &&
                      g.ow == (g.iw - 1) / g.sw + 1;
-    if (one) return ConvAlgo::Pointwise;
+    if (one) return g.sh == 1 && g.sw == 1 ? ConvAlgo::Pointwise : ConvAlgo::Im2col;
     if (winograd_allowed_ && group_ == 1 && weights_.data && kernels::Winograd43::applies(g, x[0], w[0], w[1]))
       return ConvAlgo::Winograd;
     if (kernels::IndirectConv::applies(g)) return ConvAlgo::Indirect;
