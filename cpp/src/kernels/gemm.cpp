@@ -49,17 +49,15 @@ void pack_b(const float* B, int64_t rs, int64_t cs, int64_t K, int64_t N, int nr
 }
 
 void pack_b_panel(const float* B, int64_t rs, int64_t cs, int64_t K, int64_t N, int nr, int64_t p, float* o) {
-  {
-    const int64_t n0 = p * nr, cols = std::min<int64_t>(nr, N - n0);
-    for (int64_t k = 0; k < K; ++k, o += nr) {
-      const float* b = B + k * rs + n0 * cs;
-      if (cs == 1) {
-        std::memcpy(o, b, size_t(cols) * sizeof(float));
-      } else {
-        for (int64_t c = 0; c < cols; ++c) o[c] = b[c * cs];
-      }
-      for (int64_t c = cols; c < nr; ++c) o[c] = 0.f;
+  const int64_t n0 = p * nr, cols = std::min<int64_t>(nr, N - n0);
+  for (int64_t k = 0; k < K; ++k, o += nr) {
+    const float* b = B + k * rs + n0 * cs;
+    if (cs == 1) {
+      std::memcpy(o, b, size_t(cols) * sizeof(float));
+    } else {
+      for (int64_t c = 0; c < cols; ++c) o[c] = b[c * cs];
     }
+    for (int64_t c = cols; c < nr; ++c) o[c] = 0.f;
   }
 }
 

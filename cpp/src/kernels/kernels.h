@@ -61,16 +61,16 @@ struct KernelTable {
   void (*bias_act)(float* y, int64_t n, float bias, const Activation& act);
   // One channel of a depthwise convolution; `work` holds depthwise_work_floats(g) floats.
   void (*depthwise2d)(const Window2D& g, const float* x, const float* w, float bias, float* y, float* work);
-  // Depthwise convolution of `channels` <= depthwise_lanes channels at once,
+  // Depthwise convolution of `channels` <= channel_lanes channels at once,
   // vectorized across channels (fast on small planes): channel c reads plane
   // x + c * ih * iw, taps w + c * kh * kw and bias[c] (bias may be null), and
   // writes y + c * oh * ow = act(conv + bias + residual) (residual may be
   // null; laid out like y). `work` holds depthwise_work_floats(g) floats.
-  int depthwise_lanes;
+  int channel_lanes;  // channels the *_channels kernels take at once (the vector width)
   void (*depthwise2d_channels)(const Window2D& g, int channels, const float* x, const float* w, const float* bias,
                                const float* residual, const Activation& act, float* y, float* work);
   void (*maxpool2d)(const Window2D& g, const float* x, float* y);
-  // Max pooling of `channels` <= depthwise_lanes planes at once (x and y
+  // Max pooling of `channels` <= channel_lanes planes at once (x and y
   // planes contiguous), vectorized across channels; `work` holds
   // depthwise_work_floats(g) floats.
   void (*maxpool2d_channels)(const Window2D& g, int channels, const float* x, float* y, float* work);

@@ -166,7 +166,7 @@ class ConvOp : public Op {
       const float* wp = w.ptr<float>();
       const int64_t per_thread = kernels::depthwise_work_floats(g);
       if (algo == ConvAlgo::DepthwiseChannels) {
-        const int64_t lanes = kt.depthwise_lanes, groups = (C + lanes - 1) / lanes;
+        const int64_t lanes = kt.channel_lanes, groups = (C + lanes - 1) / lanes;
         parallel_for_indexed(batch * groups, [&](int64_t b, int64_t e, int t) {
           for (int64_t i = b; i < e; ++i) {
             const int64_t n = i / groups, c0 = i % groups * lanes, nc = std::min(lanes, C - c0);

@@ -46,7 +46,7 @@ class PoolOp : public Op {
     const float* xp = x.ptr<float>();
     float* yp = out[0].ptr<float>();
     if (by_channels(g)) {
-      const int64_t lanes = kt.depthwise_lanes, groups = (planes + lanes - 1) / lanes;
+      const int64_t lanes = kt.channel_lanes, groups = (planes + lanes - 1) / lanes;
       const int64_t per_thread = kernels::depthwise_work_floats(g);
       parallel_for_indexed(groups, [&](int64_t b, int64_t e, int t) {
         for (int64_t i = b; i < e; ++i) {
