@@ -10,21 +10,17 @@ namespace pycnn::kernels {
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
-// Layout of depthwise2d's and depthwise2d_channels' work areas; see
-// kernels_impl.inc. depthwise2d with unequal strides uses none.
+// Layout of depthwise2d's work area; see kernels_impl.inc. Equal strides
+// only: otherwise it uses none.
 int64_t depthwise_work_floats(const Window2D& g) {
+  if (g.sh != g.sw) return 0;
   const int64_t s = g.sh;
   const int64_t wp = round_up(std::max((g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1, g.pw + g.iw), s);
   const int64_t hp = round_up(s * (g.oh - 1) + (g.kh - 1) * g.dh + 2 + s, s);
   const int64_t plane = round_up(hp * wp, 64);
   // plane(s) + output grid + one padded row; + slack: the kernel reads and
   // writes whole groups of vectors past the last output.
-  const int64_t per_plane = g.sh != g.sw ? 0 : plane + round_up(g.oh * wp, 64) + round_up(wp, 64) + 2 * wp + 256;
-  // The *_channels kernels, at the widest vector (16 lanes): the interleaved
-  // padded planes, outputs, taps and biases.
-  const int64_t pixels = channel_window_pixels(g);
-  const int64_t channels = pixels > kMaxChannelWindowPixels ? 0 : 16 * (pixels + g.oh * g.ow + g.kh * g.kw + 1) + 64;
-  return std::max(per_plane, channels);
+  return plane + round_up(g.oh * wp, 64) + round_up(wp, 64) + 2 * wp + 256;
 }
 
 size_t packed_a_floats(int64_t M, int64_t K, int mr) { return size_t(round_up(M, mr) * K); }

@@ -65,14 +65,14 @@ struct KernelTable {
   // vectorized across channels (fast on small planes): channel c reads plane
   // x + c * ih * iw, taps w + c * kh * kw and bias[c] (bias may be null), and
   // writes y + c * oh * ow = act(conv + bias + residual) (residual may be
-  // null; laid out like y). `work` holds depthwise_work_floats(g) floats.
+  // null; laid out like y). `work` holds channel_windows_work_floats(g) floats.
   int channel_lanes;  // channels the *_channels kernels take at once (the vector width)
   void (*depthwise2d_channels)(const Window2D& g, int channels, const float* x, const float* w, const float* bias,
                                const float* residual, const Activation& act, float* y, float* work);
   void (*maxpool2d)(const Window2D& g, const float* x, float* y);
   // Max pooling of `channels` <= channel_lanes planes at once (x and y
   // planes contiguous), vectorized across channels; `work` holds
-  // depthwise_work_floats(g) floats.
+  // channel_windows_work_floats(g) floats.
   void (*maxpool2d_channels)(const Window2D& g, int channels, const float* x, float* y, float* work);
   // Winograd F(4x4, 3x3) on one plane of th x tw tiles (tile t = ty * tw + tx).
   // Input: a padded plane (row length wp, tile (ty, tx) at row 4ty, col 4tx)
@@ -98,8 +98,14 @@ inline int64_t channel_window_pixels(const Window2D& g) {
 }
 constexpr int64_t kMaxChannelWindowPixels = 130 * 130;
 
-// Scratch floats one depthwise2d, depthwise2d_channels or maxpool2d_channels
-// call needs (the padded plane(s) and the output grid).
+// Scratch floats one depthwise2d_channels or maxpool2d_channels call needs,
+// at the widest vector (16 lanes): the interleaved padded planes, outputs,
+// taps and biases.
+inline int64_t channel_windows_work_floats(const Window2D& g) {
+  return 16 * (channel_window_pixels(g) + g.oh * g.ow + g.kh * g.kw + 1) + 64;
+}
+
+// Scratch floats one depthwise2d call needs (the padded plane(s) and the output grid).
 int64_t depthwise_work_floats(const Window2D& g);
 
 const KernelTable& active();      // the table for the active ISA

@@ -92,7 +92,8 @@ class ConvOp : public Op {
     const kernels::Window2D g = window(x, w);
     const ConvAlgo algo = choose(x, w, g);
     const int64_t threads = current_num_threads();
-    if (algo == ConvAlgo::Depthwise || algo == ConvAlgo::DepthwiseChannels) return size_t(kernels::depthwise_work_floats(g) * threads) * sizeof(float) + 64;
+    if (algo == ConvAlgo::Depthwise || algo == ConvAlgo::DepthwiseChannels)
+      return size_t(depthwise_work_floats(algo, g) * threads) * sizeof(float) + 64;
     const int64_t Cg = x[1] / group_, Mg = w[0] / group_, K = Cg * g.kh * g.kw;
     int64_t floats = 0;
     if (algo == ConvAlgo::Winograd) {
@@ -164,7 +165,7 @@ class ConvOp : public Op {
       const float* xp = x.ptr<float>();
       float* yp = y.ptr<float>();
       const float* wp = w.ptr<float>();
-      const int64_t per_thread = kernels::depthwise_work_floats(g);
+      const int64_t per_thread = depthwise_work_floats(algo, g);
       if (algo == ConvAlgo::DepthwiseChannels) {
         const int64_t lanes = kt.channel_lanes, groups = (C + lanes - 1) / lanes;
         parallel_for_indexed(batch * groups, [&](int64_t b, int64_t e, int t) {
@@ -250,6 +251,12 @@ class ConvOp : public Op {
         }
       }
     }
+  }
+
+  // Scratch floats of one thread's depthwise kernel calls.
+  static int64_t depthwise_work_floats(ConvAlgo algo, const kernels::Window2D& g) {
+    return algo == ConvAlgo::DepthwiseChannels ? kernels::channel_windows_work_floats(g)
+                                               : kernels::depthwise_work_floats(g);
   }
 
   // Scratch floats of the GEMM algorithms' B operand: the im2col panels or the

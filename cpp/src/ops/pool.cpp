@@ -35,7 +35,7 @@ class PoolOp : public Op {
     infer(in);
     const kernels::Window2D g = geometry(in[0].shape, nullptr, nullptr);
     if (!by_channels(g)) return 0;
-    return size_t(kernels::depthwise_work_floats(g) * current_num_threads()) * sizeof(float) + 64;
+    return size_t(kernels::channel_windows_work_floats(g) * current_num_threads()) * sizeof(float) + 64;
   }
   void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void* scratch) override {
     const Tensor& x = in[0];
@@ -47,7 +47,7 @@ class PoolOp : public Op {
     float* yp = out[0].ptr<float>();
     if (by_channels(g)) {
       const int64_t lanes = kt.channel_lanes, groups = (planes + lanes - 1) / lanes;
-      const int64_t per_thread = kernels::depthwise_work_floats(g);
+      const int64_t per_thread = kernels::channel_windows_work_floats(g);
       parallel_for_indexed(groups, [&](int64_t b, int64_t e, int t) {
         for (int64_t i = b; i < e; ++i) {
           const int64_t p = i * lanes;
