@@ -85,15 +85,15 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
     last.lo = ep.act.kind == UnaryKind::Relu ? 0.f : ep.act.alpha;
     last.hi = ep.act.kind == UnaryKind::Relu ? INFINITY : ep.act.beta;
   }
-  // with_residual: whether the pass adds the residual (the store did not).
+  // What the store did not do: column bias, residual, row bias (unless the
+  // store added it) and the activation.
   auto epilogue_pass = [&](float* c, int64_t ldt, int64_t m0, int64_t rows, int64_t n0, int64_t cols,
-                           bool with_residual = true) {
+                           bool row_bias_stored = false) {
     for (int64_t r = 0; r < rows; ++r) {
       float* cr = c + r * ldt;
       if (ep.col_bias) kt.binary(BinaryKind::Add, cr, 1, ep.col_bias + n0, 1, cr, cols);
-      if (ep.residual && with_residual)
-        kt.binary(BinaryKind::Add, cr, 1, ep.residual + (m0 + r) * ep.residual_ld + n0, 1, cr, cols);
-      kt.bias_act(cr, cols, ep.row_bias ? ep.row_bias[m0 + r] : 0.f, ep.act);
+      if (ep.residual) kt.binary(BinaryKind::Add, cr, 1, ep.residual + (m0 + r) * ep.residual_ld + n0, 1, cr, cols);
+      kt.bias_act(cr, cols, ep.row_bias && !row_bias_stored ? ep.row_bias[m0 + r] : 0.f, ep.act);
     }
   };
   if (K == 0) {
@@ -150,15 +150,8 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
             if (final_block && store_fuses && ep.residual && !full) st_now.clamp = false;  // clamp after the residual
             kt.gemm_ukernel(int(rows), kc, a, b, c, ldt, st_now);
             if (!final_block) continue;
-            if (!store_fuses) {
-              epilogue_pass(c, ldt, m0, rows, n0, cols);
-            } else if (ep.residual && !full) {
-              for (int64_t r = 0; r < rows; ++r) {
-                float* cr = c + r * ldt;
-                kt.binary(BinaryKind::Add, cr, 1, ep.residual + (m0 + r) * ep.residual_ld + n0, 1, cr, cols);
-                kt.bias_act(cr, cols, 0.f, ep.act);  // the bias went in with the store
-              }
-            }
+            if (!store_fuses) epilogue_pass(c, ldt, m0, rows, n0, cols);
+            else if (ep.residual && !full) epilogue_pass(c, ldt, m0, rows, n0, cols, /*row_bias_stored=*/true);
             if (!full)
               for (int64_t r = 0; r < rows; ++r) std::memcpy(C + (m0 + r) * ldc + n0, c + r * nr, size_t(cols) * sizeof(float));
           }
