@@ -37,7 +37,7 @@ class SessionOptions:
         (only constant folding); anything higher folds batch norms and fuses
         activations into convolutions.
     inter_op_num_threads: accepted for compatibility; pycnn runs nodes in order.
-    enable_winograd: use Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions
+    enable_winograd: use Winograd F(4x4, 3x3) or F(2x2, 3x3) for 3x3 stride-1 convolutions
         where it is faster (default True). Its rounding error is a few times
         that of direct convolution (see docs/architecture.md); False gives
         direct convolution everywhere.

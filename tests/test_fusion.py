@@ -37,7 +37,9 @@ def residual_model(c, m, h, w, k, stride, group, act, residual_shape, residual_f
 CASES = [
     # c, m, h, w, k, stride, group, act, residual shape (None: computed by a conv), algorithm
     (16, 32, 14, 14, 1, 1, 1, "Relu", None, "pointwise-gemm"),
-    (17, 33, 9, 7, 3, 1, 1, "Relu", [1, 33, 9, 7], "indirect-gemm"),
+    (17, 33, 5, 7, 3, 1, 1, "Relu", [1, 33, 5, 7], "indirect-gemm"),  # too few tiles for Winograd
+    (17, 33, 9, 7, 3, 1, 1, "Relu", [1, 33, 9, 7], "winograd-f2x3"),
+    (9, 5, 29, 30, 3, 1, 1, "Relu", [1, 5, 29, 30], "winograd-f4x3"),
     (8, 8, 11, 13, 3, 2, 1, None, None, "indirect-gemm"),
     (17, 17, 10, 10, 3, 1, 17, "Relu", [1, 17, 10, 10], "depthwise-channels"),
     (12, 12, 57, 58, 3, 1, 12, "Relu", [1, 12, 57, 58], "depthwise-direct"),  # large stride-1 planes

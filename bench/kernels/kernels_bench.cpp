@@ -97,7 +97,7 @@ void conv_layer(benchmark::State& state, bool winograd) {
 
 // Winograd off: im2col-free (indirect) GEMM, or the depthwise / 1x1 paths.
 void BM_conv_gemm(benchmark::State& state) { conv_layer(state, false); }
-// The algorithm a session picks (Winograd F(4x4,3x3) where it pays).
+// The algorithm a session picks (Winograd F(4x4,3x3) or F(2x2,3x3) where it pays).
 void BM_conv_auto(benchmark::State& state) { conv_layer(state, true); }
 
 // Measures the peak before anything else so peak% is meaningful.

@@ -74,21 +74,27 @@ struct KernelTable {
   // planes contiguous), vectorized across channels; `work` holds
   // channel_windows_work_floats(g) floats.
   void (*maxpool2d_channels)(const Window2D& g, int channels, const float* x, float* y, float* work);
-  // Winograd F(4x4, 3x3) on one plane of th x tw tiles (tile t = ty * tw + tx).
-  // Input: a padded plane (row length wp, tile (ty, tx) at row 4ty, col 4tx)
-  // -> V[xi * v_stride + t] for the 36 transformed values xi. Output:
-  // M[xi * m_stride + t] -> the 4x4 outputs + bias, into y (oh x ow; tiles
-  // past the edge are cut). `tmp` holds winograd_tmp_floats(th * tw).
-  void (*winograd_input)(const float* xpad, int64_t wp, int64_t th, int64_t tw, float* v, int64_t v_stride,
-                         float* tmp);
-  void (*winograd_output)(const float* m, int64_t m_stride, int64_t th, int64_t tw, float bias, float* y,
+  // Winograd F(tile x tile, 3x3), tile 4 or 2, on one plane of th x tw
+  // tiles (tile t = ty * tw + tx). Input: a padded plane (row length wp, tile
+  // (ty, tx) at row tile*ty, col tile*tx) -> V[xi * v_stride + t] for the
+  // (tile+2)^2 transformed values xi. Output: M[xi * m_stride + t] -> the
+  // tile x tile outputs + bias, into y (oh x ow; tiles past the edge are
+  // cut). `tmp` holds winograd_tmp_floats(th * tw); xpad is readable
+  // kWinogradPlaneSlack floats past its end.
+  void (*winograd_input)(int tile, const float* xpad, int64_t wp, int64_t th, int64_t tw, float* v,
+                         int64_t v_stride, float* tmp);
+  void (*winograd_output)(int tile, const float* m, int64_t m_stride, int64_t th, int64_t tw, float bias, float* y,
                           int64_t oh, int64_t ow, float* tmp);
   void (*avgpool2d)(const Window2D& g, const float* x, float* y, bool count_include_pad,
                     int64_t pad_end_h, int64_t pad_end_w);
 };
 
-// Scratch floats of winograd_input / winograd_output for `tiles` tiles.
-inline int64_t winograd_tmp_floats(int64_t tiles) { return 36 * ((tiles + 15) / 16 * 16) + 64; }
+// Scratch floats of winograd_input / winograd_output for `tiles` tiles (36
+// arrays over tiles covers both tile sizes).
+inline int64_t winograd_tmp_floats(int64_t tiles) { return 36 * ((tiles + 15) / 16 * 16 + 16) + 64; }
+// winograd_input reads whole vectors: its padded plane must be readable this
+// many floats past its end.
+constexpr int64_t kWinogradPlaneSlack = 128;
 
 // The padded plane depthwise2d_channels and maxpool2d_channels interleave
 // (its pixels); they take planes up to kMaxChannelWindowPixels: beyond, their

@@ -21,14 +21,15 @@ int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 
 
 
 // How a convolution runs, chosen from its shapes.
-enum class ConvAlgo { Depthwise, DepthwiseChannels, Pointwise, Winograd, Indirect, Im2col };
+enum class ConvAlgo { Depthwise, DepthwiseChannels, Pointwise, Winograd4, Winograd2, Indirect, Im2col };
 
 const char* algo_name(ConvAlgo a) {
   switch (a) {
     case ConvAlgo::Depthwise: return "depthwise-direct";
     case ConvAlgo::DepthwiseChannels: return "depthwise-channels";
     case ConvAlgo::Pointwise: return "pointwise-gemm";
-    case ConvAlgo::Winograd: return "winograd-f4x3";
+    case ConvAlgo::Winograd4: return "winograd-f4x3";
+    case ConvAlgo::Winograd2: return "winograd-f2x3";
     case ConvAlgo::Indirect: return "indirect-gemm";
     case ConvAlgo::Im2col: return "im2col-gemm";
   }
@@ -47,7 +48,7 @@ class ConvOp : public Op {
       // Winograd transforms the weights at the first plan that uses it: keep
       // them where it may (3x3, one group, within its weight-size cap).
       const bool may_winograd = w->rank() == 4 && w->shape[2] == 3 && w->shape[3] == 3 && group_ == 1 &&
-                                36 * w->shape[0] * w->shape[1] <= kernels::Winograd43::kMaxWeightFloats;
+                                kernels::Winograd::may_apply(w->shape[0], w->shape[1]);
       if (winograd_allowed_ && may_winograd) weights_ = *w;
     }
   }
@@ -96,13 +97,14 @@ class ConvOp : public Op {
       return size_t(depthwise_work_floats(algo, g) * threads) * sizeof(float) + 64;
     const int64_t Cg = x[1] / group_, Mg = w[0] / group_, K = Cg * g.kh * g.kw;
     int64_t floats = 0;
-    if (algo == ConvAlgo::Winograd) {
-      ensure_winograd_weights();
-      const kernels::Winograd43 wg(g, x[0]);
+    if (algo == ConvAlgo::Winograd4 || algo == ConvAlgo::Winograd2) {
+      const kernels::Winograd wg(g, x[0], winograd_tile(algo));
+      ensure_winograd_weights(wg.tile);
       const int64_t per_thread = cacheline_floats(wg.plane_floats()) +
                                  cacheline_floats(kernels::winograd_tmp_floats(wg.th * wg.tw)) +
                                  int64_t(kernels::gemm_work_floats(*kt_, Mg));
-      floats = cacheline_floats(wg.v_floats(Cg)) + cacheline_floats(36 * Mg * wg.tiles_ld) + per_thread * threads;
+      floats = cacheline_floats(wg.v_floats(Cg)) + cacheline_floats(wg.point_count() * Mg * wg.tiles_ld) +
+               per_thread * threads;
     } else {
       floats = b_work_floats(algo, g, Cg, Mg, K);
     }
@@ -190,8 +192,8 @@ class ConvOp : public Op {
       });
       return;
     }
-    if (algo == ConvAlgo::Winograd) {
-      winograd(x, y, bias, residual, act, g, work);
+    if (algo == ConvAlgo::Winograd4 || algo == ConvAlgo::Winograd2) {
+      winograd(winograd_tile(algo), x, y, bias, residual, act, g, work);
       return;
     }
     const int64_t Cg = C / group_, Mg = M / group_, K = Cg * g.kh * g.kw;
@@ -273,32 +275,38 @@ class ConvOp : public Op {
     return int64_t(kernels::packed_b_floats(K, g.oh * g.ow, kt_->gemm_nr)) + gemm_work;
   }
 
-  // Transformed, packed weights for Winograd: made at the first plan that
-  // uses them (plans are made under the session's lock), kept for later ones.
-  void ensure_winograd_weights() {
-    if (winograd_a_) return;
-    const int64_t M = weights_.shape[0], C = weights_.shape[1];
-    std::vector<float> u(size_t(36 * M * C));
-    kernels::Winograd43::transform_weights(weights_.ptr<float>(), M, C, u.data());
+  static int winograd_tile(ConvAlgo a) { return a == ConvAlgo::Winograd4 ? 4 : 2; }
+
+  // Transformed, packed weights for Winograd F(tile, 3): made at the first
+  // plan that uses them (plans are made under the session's lock), kept for
+  // later ones.
+  void ensure_winograd_weights(int tile) {
+    WinogradWeights& ww = winograd_weights_[tile == 4];
+    if (ww.a) return;
+    const int64_t M = weights_.shape[0], C = weights_.shape[1], points = kernels::Winograd::points(tile);
+    std::vector<float> u(size_t(points * M * C));
+    kernels::Winograd::transform_weights(tile, weights_.ptr<float>(), M, C, u.data());
     const size_t per_point = kernels::packed_a_floats(M, C, kt_->gemm_mr);
-    winograd_storage_ = aligned_buffer(36 * per_point * sizeof(float), false);  // pack_a writes it all
-    float* p = static_cast<float*>(winograd_storage_.get());
-    for (int xi = 0; xi < 36; ++xi) kernels::pack_a(u.data() + size_t(xi) * M * C, C, 1, M, C, kt_->gemm_mr, p + xi * per_point);
-    winograd_a_ = p;
-    winograd_a_stride_ = per_point;
+    ww.storage = aligned_buffer(points * per_point * sizeof(float), false);  // pack_a writes it all
+    float* p = static_cast<float*>(ww.storage.get());
+    for (int64_t xi = 0; xi < points; ++xi)
+      kernels::pack_a(u.data() + size_t(xi) * M * C, C, 1, M, C, kt_->gemm_mr, p + xi * per_point);
+    ww.a = p;
+    ww.stride = per_point;
   }
 
-  // y = act(conv(x) + bias + residual) by Winograd F(4x4, 3x3): input
-  // transform per (image, channel), 36 GEMMs, output transform per (image,
-  // output channel).
-  void winograd(const Tensor& x, Tensor& y, const float* bias, const Tensor* residual, const kernels::Activation& act,
-                const kernels::Window2D& g, float* work) {
+  // y = act(conv(x) + bias + residual) by Winograd F(tile x tile, 3x3):
+  // input transform per (image, channel), one GEMM per transformed point,
+  // output transform per (image, output channel).
+  void winograd(int tile, const Tensor& x, Tensor& y, const float* bias, const Tensor* residual,
+                const kernels::Activation& act, const kernels::Window2D& g, float* work) {
     const KernelTable& kt = *kt_;
     const int64_t batch = x.shape[0], C = x.shape[1], M = y.shape[1];
-    const kernels::Winograd43 wg(g, batch);
+    const kernels::Winograd wg(g, batch, tile);
+    const WinogradWeights& ww = winograd_weights_[tile == 4];
     float* v = work;
     float* mo = v + cacheline_floats(wg.v_floats(C));
-    float* per_thread_base = mo + cacheline_floats(36 * M * wg.tiles_ld);
+    float* per_thread_base = mo + cacheline_floats(wg.point_count() * M * wg.tiles_ld);
     const int64_t plane_floats = cacheline_floats(wg.plane_floats());
     const int64_t tmp_floats = cacheline_floats(kernels::winograd_tmp_floats(wg.th * wg.tw));
     const int64_t per_thread = plane_floats + tmp_floats + int64_t(kernels::gemm_work_floats(kt, M));
@@ -310,15 +318,16 @@ class ConvOp : public Op {
       for (int64_t i = b; i < e; ++i) {
         const int64_t c = i % C, n = i / C;
         wg.pad_plane(x.ptr<float>() + (n * C + c) * in_plane, plane);
-        kt.winograd_input(plane, wg.padded_w, wg.th, wg.tw, v + c * wg.tiles_ld + n * image_tiles, C * wg.tiles_ld, tmp);
+        kt.winograd_input(tile, plane, wg.padded_w, wg.th, wg.tw, v + c * wg.tiles_ld + n * image_tiles,
+                          C * wg.tiles_ld, tmp);
       }
     });
     // 2. One GEMM per transformed point, each on one thread.
-    parallel_for_indexed(36, [&](int64_t b, int64_t e, int t) {
+    parallel_for_indexed(wg.point_count(), [&](int64_t b, int64_t e, int t) {
       ThreadScope one(1);
       float* gemm_work = per_thread_base + t * per_thread + plane_floats + tmp_floats;
       for (int64_t xi = b; xi < e; ++xi)
-        kernels::gemm(kt, M, wg.tiles, C, winograd_a_ + xi * winograd_a_stride_,
+        kernels::gemm(kt, M, wg.tiles, C, ww.a + xi * ww.stride,
                       kernels::GemmB{v + xi * C * wg.tiles_ld, wg.tiles_ld, gemm_work}, mo + xi * M * wg.tiles_ld,
                       wg.tiles_ld, kernels::Epilogue{});
     });
@@ -328,8 +337,8 @@ class ConvOp : public Op {
       for (int64_t i = b; i < e; ++i) {
         const int64_t m = i % M, n = i / M;
         float* out = y.ptr<float>() + (n * M + m) * out_plane;
-        kt.winograd_output(mo + m * wg.tiles_ld + n * image_tiles, M * wg.tiles_ld, wg.th, wg.tw, bias ? bias[m] : 0.f,
-                           out, g.oh, g.ow, tmp);
+        kt.winograd_output(tile, mo + m * wg.tiles_ld + n * image_tiles, M * wg.tiles_ld, wg.th, wg.tw,
+                           bias ? bias[m] : 0.f, out, g.oh, g.ow, tmp);
         if (residual)
           kt.binary(kernels::BinaryKind::Add, out, 1, residual->ptr<float>() + (n * M + m) * out_plane, 1, out, out_plane);
         if (!act.is_identity()) kt.unary(act, out, out, out_plane);
@@ -362,8 +371,10 @@ class ConvOp : public Op {
     const bool one = g.kh == 1 && g.kw == 1 && g.ph == 0 && g.pw == 0 && g.oh == (g.ih - 1) / g.sh + 1 &&
                      g.ow == (g.iw - 1) / g.sw + 1;
     if (one) return g.sh == 1 && g.sw == 1 ? ConvAlgo::Pointwise : ConvAlgo::Im2col;
-    if (winograd_allowed_ && group_ == 1 && weights_.data && kernels::Winograd43::applies(g, x[0], w[0], w[1]))
-      return ConvAlgo::Winograd;
+    if (winograd_allowed_ && group_ == 1 && weights_.data) {
+      const int tile = kernels::Winograd::choose_tile(g, x[0], w[0], w[1]);
+      if (tile) return tile == 4 ? ConvAlgo::Winograd4 : ConvAlgo::Winograd2;
+    }
     if (kernels::IndirectConv::applies(g)) return ConvAlgo::Indirect;
     return ConvAlgo::Im2col;
   }
@@ -396,9 +407,12 @@ class ConvOp : public Op {
   ConvAlgo last_algo_ = ConvAlgo::Im2col;  // what the last run did, for the profiler
   Tensor weights_;  // the constant weights, for transforms made at plan time
   bool winograd_allowed_ = true;
-  std::shared_ptr<void> winograd_storage_;
-  const float* winograd_a_ = nullptr;
-  size_t winograd_a_stride_ = 0;
+  struct WinogradWeights {
+    std::shared_ptr<void> storage;
+    const float* a = nullptr;  // packed A panels per transformed point, `stride` floats apart
+    size_t stride = 0;
+  };
+  WinogradWeights winograd_weights_[2];  // F2, F4
 };
 
 class ConvTransposeOp : public Op {
