@@ -1,6 +1,8 @@
 """Graph fusions against onnxruntime and against pycnn with optimizations off:
 Conv + residual Add (+ activation), in every convolution algorithm, with
-residuals that match or broadcast, on every ISA."""
+residuals that match or broadcast, on every ISA; BatchNormalization (+
+activation) folded into the 1x1 convolution that reads it, and left alone
+where it cannot be."""
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -73,3 +75,67 @@ def test_conv_residual_fusion(case, threads, isa):
     plain.graph_optimization_level = pycnn.GraphOptimizationLevel.ORT_DISABLE_ALL
     unfused = pycnn.InferenceSession(model, plain).run(None, feed)[0]
     np.testing.assert_allclose(got, unfused, rtol=1e-5, atol=1e-5)
+
+
+def norm_then_conv_model(c, m, h, w, act, k=1, stride=1, group=1, extra_reader=False, batch=1):
+    """BatchNormalization (+ activation) feeding a convolution, DenseNet's
+    pre-activation order; optionally a second reader of the norm's output."""
+    rng = np.random.default_rng(c * 31 + m)
+    params = [rng.standard_normal(c).astype(np.float32), rng.standard_normal(c).astype(np.float32),
+              rng.standard_normal(c).astype(np.float32), rng.uniform(0.5, 2.0, c).astype(np.float32)]
+    weight = (rng.standard_normal((m, c // group, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
+    inits = [numpy_helper.from_array(p, n) for p, n in zip(params, ["g", "be", "mu", "var"])]
+    inits += [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(rng.standard_normal(m).astype(np.float32), "b")]
+    nodes = [helper.make_node("BatchNormalization", ["x", "g", "be", "mu", "var"], ["n"], epsilon=1e-3)]
+    src = "n"
+    if act == "Clip":
+        inits += [numpy_helper.from_array(np.float32(0), "lo"), numpy_helper.from_array(np.float32(6), "hi")]
+        nodes.append(helper.make_node("Clip", ["n", "lo", "hi"], ["a"]))
+        src = "a"
+    elif act:
+        nodes.append(helper.make_node(act, ["n"], ["a"]))
+        src = "a"
+    nodes.append(helper.make_node("Conv", [src, "w", "b"], ["y"], kernel_shape=[k, k], strides=[stride, stride],
+                                  pads=[k // 2] * 4, group=group))
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+    if extra_reader:
+        nodes.append(helper.make_node("Neg", [src], ["z"]))
+        outputs.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, None))
+    graph = helper.make_graph(nodes, "norm_conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, c, h, w])],
+                              outputs, inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+# c, m, h, w, activation after the norm, batch
+INPUT_AFFINE_CASES = [(1, 3, 5, 7, "Relu", 1), (17, 33, 9, 7, "Relu", 2), (64, 32, 14, 14, None, 1),
+                      (7, 5, 6, 6, "Clip", 1), (33, 17, 3, 3, "Sigmoid", 3), (300, 40, 7, 7, "Relu", 1)]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("case", INPUT_AFFINE_CASES)
+def test_norm_folds_into_following_pointwise_conv(case, threads, isa):
+    c, m, h, w, act, batch = case
+    model = norm_then_conv_model(c, m, h, w, act, batch=batch)
+    feed = {"x": np.random.default_rng(2).standard_normal((batch, c, h, w)).astype(np.float32)}
+    want = ort.InferenceSession(model.SerializeToString()).run(None, feed)[0]
+    opts = pycnn.SessionOptions()
+    opts.intra_op_num_threads = threads
+    sess = pycnn.InferenceSession(model, opts)
+    assert [op for _, op, _ in sess.optimized_nodes()] == ["Conv"]  # the norm and its activation went
+    assert sess.profile(feed, runs=1).nodes[0].algorithm == "pointwise-gemm+input-affine"
+    got = sess.run(None, feed)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("variant", [dict(k=3), dict(stride=2), dict(group=2), dict(extra_reader=True)],
+                         ids=["3x3", "strided", "grouped", "two-readers"])
+def test_norm_stays_where_the_conv_cannot_take_it(variant):
+    """Padding would turn the map's zeros into shift values, strides and
+    groups leave the pointwise path, and a second reader needs the output."""
+    model = norm_then_conv_model(8, 6, 9, 9, "Relu", **variant)
+    feed = {"x": np.random.default_rng(3).standard_normal((1, 8, 9, 9)).astype(np.float32)}
+    sess = pycnn.InferenceSession(model)
+    assert "BatchNormalization" in [op for _, op, _ in sess.optimized_nodes()]
+    want = ort.InferenceSession(model.SerializeToString()).run(None, feed)
+    for got, ref in zip(sess.run(None, feed), want):
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)

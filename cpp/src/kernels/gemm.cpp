@@ -105,19 +105,29 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
   }
   // Copies B rows [k0, k0 + kc) of panels [p0, p1) into panels of kc x nr
   // (columns past N zero).
+  // ReLU and ReLU6 of the B rows' map clamp inline.
+  const bool row_clamp = B.row_act.kind == UnaryKind::Relu || B.row_act.kind == UnaryKind::Clip;
+  const float lo = B.row_act.kind == UnaryKind::Relu ? 0.f : row_clamp ? B.row_act.alpha : -INFINITY;
+  const float hi = B.row_act.kind == UnaryKind::Clip ? B.row_act.beta : INFINITY;
   auto pack_block = [&](int64_t k0, int64_t kc, int64_t p0, int64_t p1, float* dst) {
     for (int64_t p = p0; p < p1; ++p) {
       float* d = dst + (p - p0) * kc * nr;
       const int64_t n0 = p * nr, cols = std::min<int64_t>(nr, N - n0);
       for (int64_t k = 0; k < kc; ++k, d += nr) {
         const float* src = B.rows ? B.rows[k0 + k] + n0 : B.data + (k0 + k) * B.ld + n0;
-        if (cols == nr) {
+        if (B.maps_rows()) {
+          const float s = B.row_scale ? B.row_scale[k0 + k] : 1.f, t = B.row_shift ? B.row_shift[k0 + k] : 0.f;
+          for (int64_t j = 0; j < nr; ++j) d[j] = std::min(std::max(j < cols ? src[j] * s + t : 0.f, lo), hi);
+        } else if (cols == nr) {
           for (int j = 0; j < nr; ++j) d[j] = src[j];  // a short inline copy: a memcpy call costs more
         } else {
           for (int64_t j = 0; j < nr; ++j) d[j] = j < cols ? src[j] : 0.f;
         }
       }
     }
+    // Other activations take a pass over the block (columns past N turn
+    // into act(0): their products are never stored).
+    if (!B.row_act.is_identity() && !row_clamp) kt.unary(B.row_act, dst, dst, (p1 - p0) * kc * nr);
   };
   // M panels [m_lo, m_hi) x N panels [n_lo, n_hi), in B blocks of kKC rows x
   // kNCPanels panels. A partial last N panel accumulates in `tiles`.

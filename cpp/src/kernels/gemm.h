@@ -50,6 +50,13 @@ struct GemmB {
   int64_t ld = 0;  // 0: packed
   float* work = nullptr;
   const float* const* rows = nullptr;
+  // Unpacked B only: row k is read as act(B(k, n) * row_scale[k] +
+  // row_shift[k]) (either may be null) while it is packed: a per-channel
+  // map of a 1x1 convolution's input (a folded BatchNormalization + ReLU).
+  const float* row_scale = nullptr;
+  const float* row_shift = nullptr;
+  Activation row_act;
+  bool maps_rows() const { return row_scale || row_shift || !row_act.is_identity(); }
 };
 size_t gemm_work_floats(const KernelTable& kt, int64_t M);
 

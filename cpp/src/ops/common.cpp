@@ -39,11 +39,16 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const Node& node) {
   return out;
 }
 
-kernels::Activation fused_activation(const Attributes& a) {
+void require_channel_vector(const TensorInfo& t, int64_t C, const char* what, const Node& node) {
+  PYCNN_CHECK(shape_numel(t.shape) == C, ErrorCode::InvalidArgument, where(node), ": ", what, " has shape ",
+              shape_str(t.shape), " but the input has ", C, " channels");
+}
+
+kernels::Activation fused_activation(const Attributes& a, const std::string& prefix) {
   kernels::Activation act;
-  act.kind = kernels::UnaryKind(a.get_int("_fused_act", int64_t(kernels::UnaryKind::Identity)));
-  act.alpha = float(a.get_float("_fused_alpha", 0.0));
-  act.beta = float(a.get_float("_fused_beta", 0.0));
+  act.kind = kernels::UnaryKind(a.get_int(prefix + "_act", int64_t(kernels::UnaryKind::Identity)));
+  act.alpha = float(a.get_float(prefix + "_alpha", 0.0));
+  act.beta = float(a.get_float(prefix + "_beta", 0.0));
   return act;
 }
 

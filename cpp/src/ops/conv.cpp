@@ -42,6 +42,7 @@ class ConvOp : public Op {
     group_ = c.attrs().get_int("group", 1);
     PYCNN_CHECK(group_ >= 1, ErrorCode::InvalidModel, where(node_), ": group must be >= 1, got ", group_);
     act_ = fused_activation(c.attrs());
+    input_act_ = fused_activation(c.attrs(), "_input");
     winograd_allowed_ = c.attrs().get_int("_winograd", 1) != 0;
     if (const Tensor* w = c.constant(1)) {
       prepack(*w);
@@ -55,7 +56,9 @@ class ConvOp : public Op {
 
   bool keeps_copy_of(size_t i) const override { return i == 1 && !packed_w_.empty(); }
 
-  std::string algorithm() const override { return std::string(algo_name(last_algo_)) + (act_.is_identity() ? "" : "+act"); }
+  std::string algorithm() const override {
+    return std::string(algo_name(last_algo_)) + (has_input_map_ ? "+input-affine" : "") + (act_.is_identity() ? "" : "+act");
+  }
   double flops(const std::vector<Tensor>& in, const std::vector<Tensor>& out) const override {
     return 2.0 * double(out[0].numel()) * double(in[1].numel() / std::max<int64_t>(in[1].shape[0], 1));
   }
@@ -79,6 +82,15 @@ class ConvOp : public Op {
                   " must have shape (", w[0], ",)");
     Shape out{x[0], w[0]};
     for (int64_t d : a.output_sizes(spatial(x), node_, nullptr)) out.push_back(d);
+    // A per-input-channel map folded in (fuse_input_affine): 1x1 convolutions only.
+    has_input_map_ = in.size() > 4;
+    for (size_t k = 4; k < in.size(); ++k)
+      if (in[k].present) require_channel_vector(in[k], x[1], k == 4 ? "input scale" : "input shift", node_);
+    if (has_input_map_) {
+      const kernels::Window2D g = window(x, w);
+      PYCNN_CHECK(choose(x, w, g) == ConvAlgo::Pointwise, ErrorCode::InvalidModel, where(node_),
+                  ": an input scale/shift needs a 1x1 convolution with stride 1, no pads and one group");
+    }
     // A fused residual Add: the output is the Add's, broadcast like numpy.
     if (in.size() > 3 && in[3].present) {
       PYCNN_CHECK(in[3].dtype == DType::f32, ErrorCode::Unsupported, where(node_), ": the residual must be float32");
@@ -221,7 +233,16 @@ class ConvOp : public Op {
         ep.residual_ld = out_plane;
         const float* a = packed_w + gi * a_stride;
         if (algo == ConvAlgo::Pointwise) {
-          kernels::gemm(kt, Mg, out_plane, K, a, kernels::GemmB{xg, in_plane, b_work}, yg, out_plane, ep);
+          kernels::GemmB b;
+          b.data = xg;
+          b.ld = in_plane;
+          b.work = b_work;
+          if (in.size() > 4) {  // one group: input channel k is B's row k
+            b.row_scale = in[4].data ? in[4].ptr<float>() : nullptr;
+            b.row_shift = in.size() > 5 && in[5].data ? in[5].ptr<float>() : nullptr;
+            b.row_act = input_act_;
+          }
+          kernels::gemm(kt, Mg, out_plane, K, a, b, yg, out_plane, ep);
         } else if (algo == ConvAlgo::Indirect) {
           float* input = b_work;
           float* grid = input + cacheline_floats(ic.input_floats(Cg));
@@ -402,6 +423,8 @@ class ConvOp : public Op {
   const KernelTable* kt_;
   int64_t group_ = 1;
   kernels::Activation act_;
+  kernels::Activation input_act_;  // after the input map (fuse_input_affine)
+  bool has_input_map_ = false;
   std::shared_ptr<void> storage_;
   Span packed_w_;
   ConvAlgo last_algo_ = ConvAlgo::Im2col;  // what the last run did, for the profiler

@@ -16,11 +16,6 @@ void require_f32(const std::vector<TensorInfo>& in, const Node& node) {
                 dtype_name(t.dtype), " is not supported (float32 only)");
 }
 
-void require_channel_vector(const TensorInfo& t, int64_t C, const char* what, const Node& node) {
-  PYCNN_CHECK(shape_numel(t.shape) == C, ErrorCode::InvalidArgument, where(node), ": ", what, " has shape ",
-              shape_str(t.shape), " but the input has ", C, " channels");
-}
-
 // y = x * a[c] + b[c] over (N, C, plane) with the fused activation.
 void channel_affine(const float* x, float* y, int64_t batch, int64_t C, int64_t plane, const float* a, const float* b,
                     const kernels::Activation& act) {

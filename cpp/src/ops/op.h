@@ -69,7 +69,11 @@ std::string where(const Node& node);
 std::vector<TensorInfo> infos_of(const std::vector<Tensor>& tensors);
 int64_t normalize_axis(int64_t axis, int64_t rank, const Node& node);
 Shape broadcast_shapes(const Shape& a, const Shape& b, const Node& node);
-kernels::Activation fused_activation(const Attributes& a);  // set by the fusion pass
+// The activation a fusion pass set: `prefix`_act, _alpha, _beta (prefix
+// "_fused": after the op; "_input": Conv's input map).
+kernels::Activation fused_activation(const Attributes& a, const std::string& prefix = "_fused");
+// Fails unless t holds C values (one per channel); `what` names it.
+void require_channel_vector(const TensorInfo& t, int64_t C, const char* what, const Node& node);
 
 #define PYCNN_DISPATCH_NUMERIC(dt, T, node, ...)                                                  \
   switch (dt) {                                                                                 \

@@ -272,6 +272,7 @@ Session::Session(Graph graph, const SessionOptions& options) : impl_(std::make_u
       passes::fold_batch_norm(s.graph);
       passes::fuse_activations(s.graph);
       passes::fuse_residual_adds(s.graph);
+      passes::fuse_input_affine(s.graph);
     }
     passes::eliminate_dead_nodes(s.graph);
     if (!options.enable_winograd)
