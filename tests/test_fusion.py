@@ -1,8 +1,8 @@
 """Graph fusions against onnxruntime and against pycnn with optimizations off:
 Conv + residual Add (+ activation), in every convolution algorithm, with
 residuals that match or broadcast, on every ISA; BatchNormalization (+
-activation) folded into the 1x1 convolution that reads it, and left alone
-where it cannot be."""
+activation) and the squeeze-and-excitation scale folded into the 1x1
+convolution that reads them, and left alone where they cannot be."""
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -139,3 +139,50 @@ def test_norm_stays_where_the_conv_cannot_take_it(variant):
     want = ort.InferenceSession(model.SerializeToString()).run(None, feed)
     for got, ref in zip(sess.run(None, feed), want):
         np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+
+
+def squeeze_excite_model(c, m, h, w, batch, full_size_scale=False):
+    """x * sigmoid(conv(relu(conv(GAP(x))))) then a 1x1 projection conv, as
+    in EfficientNet; with full_size_scale the Mul's other operand is a second
+    input of x's shape, which the projection cannot take."""
+    rng = np.random.default_rng(c + 7 * m)
+    mid = max(1, c // 4)
+    tensors = {"w1": rng.standard_normal((mid, c, 1, 1)) / np.sqrt(c), "b1": rng.standard_normal(mid),
+               "w2": rng.standard_normal((c, mid, 1, 1)) / np.sqrt(mid), "b2": rng.standard_normal(c),
+               "wp": rng.standard_normal((m, c, 1, 1)) / np.sqrt(c), "bp": rng.standard_normal(m)}
+    inits = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in tensors.items()]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, c, h, w])]
+    if full_size_scale:
+        inputs.append(helper.make_tensor_value_info("s", TensorProto.FLOAT, [batch, c, h, w]))
+        nodes = []
+    else:
+        nodes = [helper.make_node("GlobalAveragePool", ["x"], ["p"]), helper.make_node("Conv", ["p", "w1", "b1"], ["q"]),
+                 helper.make_node("Relu", ["q"], ["qr"]), helper.make_node("Conv", ["qr", "w2", "b2"], ["e"]),
+                 helper.make_node("Sigmoid", ["e"], ["s"])]
+    nodes += [helper.make_node("Mul", ["x", "s"], ["xs"]), helper.make_node("Conv", ["xs", "wp", "bp"], ["y"])]
+    graph = helper.make_graph(nodes, "se", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("c,m,h,w,batch", [(16, 24, 7, 7, 1), (17, 5, 9, 11, 3), (96, 40, 14, 14, 2)])
+def test_squeeze_excitation_scale_folds_into_projection(c, m, h, w, batch, threads, isa):
+    model = squeeze_excite_model(c, m, h, w, batch)
+    feed = {"x": np.random.default_rng(4).standard_normal((batch, c, h, w)).astype(np.float32)}
+    want = ort.InferenceSession(model.SerializeToString()).run(None, feed)[0]
+    opts = pycnn.SessionOptions()
+    opts.intra_op_num_threads = threads
+    sess = pycnn.InferenceSession(model, opts)
+    assert "Mul" not in [op for _, op, _ in sess.optimized_nodes()]
+    assert sess.profile(feed, runs=1).nodes[-1].algorithm == "pointwise-gemm+input-affine"
+    np.testing.assert_allclose(sess.run(None, feed)[0], want, rtol=1e-4, atol=1e-4)
+
+
+def test_full_size_mul_stays_before_the_projection():
+    model = squeeze_excite_model(8, 4, 5, 5, 1, full_size_scale=True)
+    rng = np.random.default_rng(5)
+    feed = {k: rng.standard_normal((1, 8, 5, 5)).astype(np.float32) for k in ("x", "s")}
+    sess = pycnn.InferenceSession(model)
+    assert "Mul" in [op for _, op, _ in sess.optimized_nodes()]
+    want = ort.InferenceSession(model.SerializeToString()).run(None, feed)[0]
+    np.testing.assert_allclose(sess.run(None, feed)[0], want, rtol=1e-4, atol=1e-4)

@@ -84,8 +84,12 @@ class ConvOp : public Op {
     for (int64_t d : a.output_sizes(spatial(x), node_, nullptr)) out.push_back(d);
     // A per-input-channel map folded in (fuse_input_affine): 1x1 convolutions only.
     has_input_map_ = in.size() > 4;
-    for (size_t k = 4; k < in.size(); ++k)
-      if (in[k].present) require_channel_vector(in[k], x[1], k == 4 ? "input scale" : "input shift", node_);
+    if (in.size() > 4 && in[4].present) {  // per channel, or per (image, channel): (N, C, 1, ...)
+      const Shape& s = in[4].shape;
+      const bool per_image = s.size() > 1 && s[0] == x[0] && shape_numel(s) == x[0] * x[1];
+      if (!per_image) require_channel_vector(in[4], x[1], "input scale", node_);
+    }
+    if (in.size() > 5 && in[5].present) require_channel_vector(in[5], x[1], "input shift", node_);
     if (has_input_map_) {
       const kernels::Window2D g = window(x, w);
       PYCNN_CHECK(choose(x, w, g) == ConvAlgo::Pointwise, ErrorCode::InvalidModel, where(node_),
@@ -238,7 +242,8 @@ class ConvOp : public Op {
           b.ld = in_plane;
           b.work = b_work;
           if (in.size() > 4) {  // one group: input channel k is B's row k
-            b.row_scale = in[4].data ? in[4].ptr<float>() : nullptr;
+            const bool per_image = in[4].data && in[4].numel() == batch * C && batch > 1;
+            b.row_scale = in[4].data ? in[4].ptr<float>() + (per_image ? n * C : 0) : nullptr;
             b.row_shift = in.size() > 5 && in[5].data ? in[5].ptr<float>() : nullptr;
             b.row_act = input_act_;
           }

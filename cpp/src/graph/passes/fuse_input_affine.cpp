@@ -23,9 +23,47 @@ bool pointwise_conv(const Graph& g, const Node& n) {
   return auto_pad == "NOTSET" || auto_pad == "VALID" || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER";
 }
 
-}  // namespace
+// Whether value v is (N, C, 1, ...): a global pooling, then only 1x1
+// unpadded convolutions and element-wise activations (a squeeze-and-excitation
+// branch).
+bool spatially_one(const Graph& g, const std::vector<int>& producer, int v, int depth = 0) {
+  if (v < 0 || producer[v] < 0 || depth > 8) return false;
+  const Node& n = g.nodes[producer[v]];
+  if (n.op_type == "GlobalAveragePool" || n.op_type == "GlobalMaxPool") return true;
+  static const char* unary[] = {"Relu", "Sigmoid", "HardSigmoid", "HardSwish", "Clip", "LeakyRelu", "Tanh"};
+  const bool passes_through = pointwise_conv(g, n) || std::any_of(std::begin(unary), std::end(unary),
+                                                                 [&](const char* t) { return n.op_type == t; });
+  return passes_through && !n.inputs.empty() && spatially_one(g, producer, n.inputs[0], depth + 1);
+}
 
-void fuse_input_affine(Graph& g) {
+// Mul(x, s) with s of shape (N, C, 1, 1), read only by a 1x1 convolution:
+// the convolution scales its input channels while packing (input 4).
+void fuse_channel_scales(Graph& g) {
+  auto readers = g.consumers();
+  std::vector<int> producer(g.values.size(), -1);
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (int v : g.nodes[i].outputs)
+      if (v >= 0) producer[v] = int(i);
+  std::vector<char> drop(g.nodes.size(), 0);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& mul = g.nodes[i];
+    if (mul.op_type != "Mul" || mul.inputs.size() != 2 || mul.outputs.size() != 1) continue;
+    const int y = mul.outputs[0];
+    const int r = single_reader(g, readers, y);
+    if (r < 0 || g.is_graph_output(y) || !pointwise_conv(g, g.nodes[r]) || g.nodes[r].inputs[0] != y) continue;
+    const int s = spatially_one(g, producer, mul.inputs[1]) ? 1 : spatially_one(g, producer, mul.inputs[0]) ? 0 : -1;
+    if (s < 0 || g.values[mul.inputs[0]].dtype != DType::f32 || g.values[mul.inputs[1]].dtype != DType::f32) continue;
+    Node& conv = g.nodes[r];
+    conv.inputs[0] = mul.inputs[1 - s];
+    conv.inputs.resize(4, -1);
+    conv.inputs.push_back(mul.inputs[s]);
+    drop[i] = 1;
+  }
+  erase_nodes(g, drop);
+}
+
+// BatchNormalization (constant statistics) read only by a 1x1 convolution.
+void fuse_norms(Graph& g) {
   auto readers = g.consumers();
   std::vector<char> drop(g.nodes.size(), 0);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
@@ -76,6 +114,13 @@ void fuse_input_affine(Graph& g) {
     drop[i] = 1;
   }
   erase_nodes(g, drop);
+}
+
+}  // namespace
+
+void fuse_input_affine(Graph& g) {
+  fuse_norms(g);
+  fuse_channel_scales(g);
 }
 
 }  // namespace pycnn::passes

@@ -20,11 +20,15 @@ void fuse_activations(Graph& g);
 // the Conv's epilogue; the other Add operand becomes the Conv's 4th input.
 // The graph is re-sorted afterwards (that operand may come later).
 void fuse_residual_adds(Graph& g);
-// BatchNormalization (constant statistics, any fused activation) whose only
-// reader is a 1x1 stride-1 unpadded Conv (DenseNet's norm-ReLU before each
-// 1x1 conv): the per-channel map x * scale + shift and the activation move
-// into the Conv's B packing (inputs 4 and 5, attribute _input_act), the norm
-// goes. Runs after fuse_residual_adds (which wants at most 3 Conv inputs).
+// A per-channel map whose only reader is a 1x1 stride-1 unpadded Conv moves
+// into the Conv's B packing (inputs 4: scale, 5: shift, attribute
+// _input_act), and its node goes:
+// - BatchNormalization (constant statistics, any fused activation):
+//   DenseNet's norm-ReLU before each 1x1 conv;
+// - Mul(x, s), s (N, C, 1, 1) from a global pooling through 1x1 convs and
+//   activations: the squeeze-and-excitation scale before EfficientNet's and
+//   MobileNetV3's projection convs.
+// Runs after fuse_residual_adds (which wants at most 3 Conv inputs).
 void fuse_input_affine(Graph& g);
 // Removes nodes whose outputs nobody reads, and constants nobody uses.
 void eliminate_dead_nodes(Graph& g);
