@@ -159,12 +159,18 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
             GemmStore st_now = st;
             if (final_block && store_fuses && ep.residual && !full) st_now.clamp = false;  // clamp after the residual
             kt.gemm_ukernel(int(rows), kc, a, b, c, ldt, st_now);
-            if (!final_block) continue;
+            if (!final_block || (full && !store_fuses)) continue;  // full panels: one pass below
             if (!store_fuses) epilogue_pass(c, ldt, m0, rows, n0, cols);
             else if (ep.residual && !full) epilogue_pass(c, ldt, m0, rows, n0, cols, /*row_bias_stored=*/true);
             if (!full)
               for (int64_t r = 0; r < rows; ++r) std::memcpy(C + (m0 + r) * ldc + n0, c + r * nr, size_t(cols) * sizeof(float));
           }
+          // The epilogue the store could not do, over this block's full
+          // panels at once (rows of up to kNCPanels * nr floats, still in
+          // L1): one call per row, not one per panel row.
+          const int64_t full_end = std::min(nc_end, N / nr);
+          if (final_block && !store_fuses && full_end > nc)
+            epilogue_pass(C + m0 * ldc + nc * nr, ldc, m0, rows, nc * nr, (full_end - nc) * nr);
         }
       }
     }
