@@ -349,7 +349,9 @@ class ConcatOp : public Op {
         const int64_t i = begin / out_row, e = begin % out_row;
         const size_t k = size_t(std::upper_bound(starts.begin(), starts.end(), e) - starts.begin() - 1);
         const int64_t row = starts[k + 1] - starts[k], n = std::min(end - begin, starts[k + 1] - e);
-        std::memcpy(bytes(out[0]) + begin * es, cbytes(in[k]) + (i * row + e - starts[k]) * es, size_t(n) * es);
+        const char* src = cbytes(in[k]) + (i * row + e - starts[k]) * es;
+        char* dst = bytes(out[0]) + begin * es;
+        if (src != dst) std::memcpy(dst, src, size_t(n) * es);  // equal: the input was written in place
         begin += n;
       }
     });

@@ -14,6 +14,7 @@
 #include "core/parallel.h"
 #include "graph/passes/passes.h"
 #include "ops/op.h"
+#include "runtime/concat_in_place.h"
 #include "runtime/memory_planner.h"
 
 namespace pycnn {
@@ -197,29 +198,48 @@ std::unique_ptr<Plan> Session::Impl::make_plan(const std::vector<const Tensor*>&
     scratch = std::max(scratch, op.scratch_bytes(in));
     runtime_nodes.push_back(Pending{int(i), std::move(in)});
   }
-  // Lifetimes of the values computed at run time.
-  std::vector<int> buffer_of(nv, -1);
-  std::vector<BufferLifetime> buffers;
+  // Lifetimes of the values computed at run time: [step that makes it,
+  // last step that reads it] (graph outputs live to the end).
   const int end = int(runtime_nodes.size());
+  std::vector<int> first(nv, -1), last(nv, -1), step_nodes;
+  std::vector<char> produced(nv, 0);
   for (int s = 0; s < end; ++s) {
     const Node& n = graph.nodes[size_t(runtime_nodes[size_t(s)].node)];
+    step_nodes.push_back(runtime_nodes[size_t(s)].node);
     for (int v : n.outputs)
       if (v >= 0 && !plan->known[size_t(v)]) {
-        buffer_of[size_t(v)] = int(buffers.size());
-        buffers.push_back(BufferLifetime{s, graph.is_graph_output(v) ? end : s, plan->values[size_t(v)].nbytes()});
+        first[size_t(v)] = s;
+        last[size_t(v)] = graph.is_graph_output(v) ? end : s;
+        produced[size_t(v)] = 1;
       }
     for (int v : n.inputs)
-      if (v >= 0 && buffer_of[size_t(v)] >= 0) {
-        auto& b = buffers[size_t(buffer_of[size_t(v)])];
-        b.last = std::max(b.last, s);
-      }
+      if (v >= 0 && produced[size_t(v)]) last[size_t(v)] = std::max(last[size_t(v)], s);
   }
+  // One buffer per value, except those living inside a Concat's output
+  // (concat_in_place.h): that buffer spans their lifetimes too.
+  const std::vector<ValueHome> home = place_concat_inputs(graph, step_nodes, plan->values, produced);
+  std::vector<int> buffer_of(nv, -1);
+  std::vector<BufferLifetime> buffers;
+  for (size_t v = 0; v < nv; ++v)
+    if (produced[v] && home[v].root < 0) {
+      buffer_of[v] = int(buffers.size());
+      buffers.push_back(BufferLifetime{first[v], last[v], plan->values[v].nbytes()});
+    }
+  for (size_t v = 0; v < nv; ++v)
+    if (produced[v] && home[v].root >= 0) {
+      BufferLifetime& b = buffers[size_t(buffer_of[size_t(home[v].root)])];
+      b.first = std::min(b.first, first[v]);
+      b.last = std::max(b.last, last[v]);
+    }
   const size_t arena_bytes = plan_memory(buffers);
   plan->arena = aligned_buffer(arena_bytes + scratch + 64);
   char* base = static_cast<char*>(plan->arena.get());
   plan->scratch = base + (arena_bytes + 63) / 64 * 64;
-  for (size_t v = 0; v < nv; ++v)
-    if (buffer_of[v] >= 0) plan->values[v].data = base + buffers[size_t(buffer_of[v])].offset;
+  for (size_t v = 0; v < nv; ++v) {
+    if (!produced[v]) continue;
+    const bool own = home[v].root < 0;
+    plan->values[v].data = base + buffers[size_t(buffer_of[own ? v : size_t(home[v].root)])].offset + (own ? 0 : home[v].offset);
+  }
   // Steps with their tensors bound; graph inputs are re-bound on each run.
   for (int s = 0; s < end; ++s) {
     const int ni = runtime_nodes[size_t(s)].node;
