@@ -109,19 +109,34 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
   const bool row_clamp = B.row_act.kind == UnaryKind::Relu || B.row_act.kind == UnaryKind::Clip;
   const float lo = B.row_act.kind == UnaryKind::Relu ? 0.f : row_clamp ? B.row_act.alpha : -INFINITY;
   const float hi = B.row_act.kind == UnaryKind::Clip ? B.row_act.beta : INFINITY;
+  // Where column n of an indirect row starts: output rows of row_cols
+  // pixels, row_stride floats apart in the plane the row points into.
+  auto column_at = [&](int64_t n) { return B.row_cols ? n / B.row_cols * B.row_stride + n % B.row_cols : n; };
   auto pack_block = [&](int64_t k0, int64_t kc, int64_t p0, int64_t p1, float* dst) {
     for (int64_t p = p0; p < p1; ++p) {
       float* d = dst + (p - p0) * kc * nr;
       const int64_t n0 = p * nr, cols = std::min<int64_t>(nr, N - n0);
+      // A panel of indirect rows spans output rows: contiguous runs.
+      struct Run { int64_t from; int at, len; } runs[64];
+      int nruns = 0;
+      for (int64_t n = n0; n < n0 + cols;) {
+        const int64_t len = B.row_cols ? std::min(n0 + cols - n, B.row_cols - n % B.row_cols) : n0 + cols - n;
+        runs[nruns++] = Run{column_at(n), int(n - n0), int(len)};
+        n += len;
+      }
       for (int64_t k = 0; k < kc; ++k, d += nr) {
-        const float* src = B.rows ? B.rows[k0 + k] + n0 : B.data + (k0 + k) * B.ld + n0;
-        if (B.maps_rows()) {
+        const float* row = B.rows ? B.rows[k0 + k] : B.data + (k0 + k) * B.ld + n0;
+        if (B.rows) {
+          for (int r = 0; r < nruns; ++r)
+            for (int j = 0; j < runs[r].len; ++j) d[runs[r].at + j] = row[runs[r].from + j];
+          for (int64_t j = cols; j < nr; ++j) d[j] = 0.f;
+        } else if (B.maps_rows()) {
           const float s = B.row_scale ? B.row_scale[k0 + k] : 1.f, t = B.row_shift ? B.row_shift[k0 + k] : 0.f;
-          for (int64_t j = 0; j < nr; ++j) d[j] = std::min(std::max(j < cols ? src[j] * s + t : 0.f, lo), hi);
+          for (int64_t j = 0; j < nr; ++j) d[j] = std::min(std::max(j < cols ? row[j] * s + t : 0.f, lo), hi);
         } else if (cols == nr) {
-          for (int j = 0; j < nr; ++j) d[j] = src[j];  // a short inline copy: a memcpy call costs more
+          for (int j = 0; j < nr; ++j) d[j] = row[j];  // a short inline copy: a memcpy call costs more
         } else {
-          for (int64_t j = 0; j < nr; ++j) d[j] = j < cols ? src[j] : 0.f;
+          for (int64_t j = 0; j < nr; ++j) d[j] = j < cols ? row[j] : 0.f;
         }
       }
     }

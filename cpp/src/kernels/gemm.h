@@ -41,16 +41,18 @@ struct Epilogue {
 
 // The B operand: packed panels (pack_b), a row-major K x N matrix read in
 // place (ld = its row stride; a 1x1 convolution's input), or indirect rows
-// (row k is rows[k][0, N), readable nr floats past N; a convolution straight
-// from its padded input). `work` must hold gemm_work_floats(kt, M) floats
-// per thread: B blocks are packed there, and a partial last column panel
-// accumulates there.
+// (a convolution straight from its padded input: column n of row k is
+// rows[k][(n / row_cols) * row_stride + n % row_cols], output pixel n =
+// (oy, ox) read from a plane row_stride floats wide; row_cols 0: rows[k][n]).
+// `work` must hold gemm_work_floats(kt, M) floats per thread: B blocks are
+// packed there, and a partial last column panel accumulates there.
 struct GemmB {
   const float* data = nullptr;
   int64_t ld = 0;  // 0: packed
   float* work = nullptr;
   const float* const* rows = nullptr;
-  // Unpacked B only: row k is read as act(B(k, n) * row_scale[k] +
+  int64_t row_cols = 0, row_stride = 0;
+  // In-place B (ld) only: row k is read as act(B(k, n) * row_scale[k] +
   // row_shift[k]) (either may be null) while it is packed: a per-channel
   // map of a 1x1 convolution's input (a folded BatchNormalization + ReLU).
   const float* row_scale = nullptr;

@@ -250,27 +250,15 @@ class ConvOp : public Op {
           kernels::gemm(kt, Mg, out_plane, K, a, b, yg, out_plane, ep);
         } else if (algo == ConvAlgo::Indirect) {
           float* input = b_work;
-          float* grid = input + cacheline_floats(ic.input_floats(Cg));
-          const float** rows = reinterpret_cast<const float**>(grid + cacheline_floats(Mg * ic.grid_columns()));
+          const float** rows = reinterpret_cast<const float**>(input + cacheline_floats(ic.input_floats(Cg)));
           parallel_for(Cg, [&](int64_t c0, int64_t c1) { ic.build_input(xg, c0, c1, input); });
           ic.build_rows(input, Cg, rows);
           kernels::GemmB b;
           b.rows = rows;
+          b.row_cols = g.ow;
+          b.row_stride = ic.wq;
           b.work = reinterpret_cast<float*>(rows) + cacheline_floats(K * 2);
-          // The grid is laid out unlike y: residual and activation follow the compaction.
-          kernels::Epilogue grid_ep;
-          grid_ep.row_bias = ep.row_bias;
-          if (!res) grid_ep.act = act;
-          kernels::gemm(kt, Mg, ic.grid_columns(), K, a, b, grid, ic.grid_columns(), grid_ep);
-          parallel_for(Mg, [&](int64_t m0, int64_t m1) {
-            ic.compact(grid, m0, m1, yg);
-            if (!res) return;
-            for (int64_t m = m0; m < m1; ++m) {
-              float* ym = yg + m * out_plane;
-              kt.binary(kernels::BinaryKind::Add, ym, 1, res + m * out_plane, 1, ym, out_plane);
-              if (!act.is_identity()) kt.unary(act, ym, ym, out_plane);
-            }
-          });
+          kernels::gemm(kt, Mg, out_plane, K, a, b, yg, out_plane, ep);
         } else {
           const int64_t panels = (out_plane + kt.gemm_nr - 1) / kt.gemm_nr;
           parallel_for(panels, [&](int64_t p0, int64_t p1) { kernels::im2col_packed(xg, Cg, g, kt.gemm_nr, b_work, p0, p1); });
@@ -288,15 +276,14 @@ class ConvOp : public Op {
   }
 
   // Scratch floats of the GEMM algorithms' B operand: the im2col panels or the
-  // padded input, output grid and row pointers (indirect), then the GEMM's
-  // work areas for every thread.
+  // padded input and row pointers (indirect), then the GEMM's work areas for
+  // every thread.
   int64_t b_work_floats(ConvAlgo algo, const kernels::Window2D& g, int64_t Cg, int64_t Mg, int64_t K) const {
     const int64_t gemm_work = int64_t(kernels::gemm_work_floats(*kt_, Mg)) * current_num_threads();
     if (algo == ConvAlgo::Pointwise) return gemm_work;
     if (algo == ConvAlgo::Indirect) {
       const kernels::IndirectConv ic(g);
-      return cacheline_floats(ic.input_floats(Cg)) + cacheline_floats(Mg * ic.grid_columns()) +
-             cacheline_floats(K * 2) + gemm_work;  // K row pointers take 2 floats each
+      return cacheline_floats(ic.input_floats(Cg)) + cacheline_floats(K * 2) + gemm_work;  // K row pointers: 2 floats each
     }
     return int64_t(kernels::packed_b_floats(K, g.oh * g.ow, kt_->gemm_nr)) + gemm_work;
   }

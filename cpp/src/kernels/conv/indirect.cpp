@@ -11,13 +11,13 @@ IndirectConv::IndirectConv(const Window2D& geometry) : g(geometry), s(geometry.s
   // A phase plane must hold every output column's window and the whole input row.
   const int64_t wp = std::max((g.ow - 1) * s + (g.kw - 1) * g.dw + 1, g.pw + g.iw);
   wq = (wp + s - 1) / s;
-  // Rows: the last output row's window, plus one row of slack for the grid's dropped columns.
-  hq = (g.oh - 1) + ((g.kh - 1) * g.dh) / s + 2;
+  // Rows: down to the last output row's window.
+  hq = (g.oh - 1) + ((g.kh - 1) * g.dh) / s + 1;
   channel_floats = s * s * hq * wq;
 }
 
 int64_t IndirectConv::input_floats(int64_t channels) const {
-  return channels * channel_floats + 2 * wq + 64;  // a panel may read up to nr floats past the grid
+  return channels * channel_floats;
 }
 
 void IndirectConv::build_input(const float* x, int64_t c0, int64_t c1, float* out) const {
@@ -56,13 +56,6 @@ void IndirectConv::build_rows(const float* input, int64_t channels, const float*
         const int64_t phase = (dy % s) * s + dx % s;
         *rows++ = input + c * channel_floats + phase * hq * wq + (dy / s) * wq + dx / s;
       }
-}
-
-void IndirectConv::compact(const float* grid, int64_t m0, int64_t m1, float* y) const {
-  const int64_t cols = grid_columns();
-  for (int64_t m = m0; m < m1; ++m)
-    for (int64_t oh = 0; oh < g.oh; ++oh)
-      std::memcpy(y + (m * g.oh + oh) * g.ow, grid + m * cols + oh * wq, size_t(g.ow) * sizeof(float));
 }
 
 }  // namespace pycnn::kernels

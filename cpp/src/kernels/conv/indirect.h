@@ -1,9 +1,8 @@
 // Convolution without im2col (indirect GEMM): the input is copied once into
 // zero-padded planes, split into s x s phase planes for stride s, and each
-// GEMM row (channel, kernel row, kernel col) is a pointer into them. Output
-// pixel n = oh * wq + ow lives on a grid as wide as a phase plane (columns
-// past the real width are computed and dropped), so every row's columns are
-// contiguous whatever the stride.
+// GEMM row (channel, kernel row, kernel col) is a pointer into them: output
+// pixel (oh, ow) of that row is at oh * wq + ow, so each output row's pixels
+// are contiguous whatever the stride (GemmB's row_cols = ow, row_stride = wq).
 #pragma once
 #include <cstdint>
 
@@ -21,15 +20,12 @@ struct IndirectConv {
   static bool applies(const Window2D& g) { return g.sh == g.sw; }
   explicit IndirectConv(const Window2D& geometry);
 
-  int64_t grid_columns() const { return g.oh * wq; }
-  // Floats of the padded input for `channels` channels, with read slack past the end.
+  // Floats of the padded input for `channels` channels.
   int64_t input_floats(int64_t channels) const;
   // Pads and phase-splits channels [c0, c1) of x (channels of ih x iw) into `out`.
   void build_input(const float* x, int64_t c0, int64_t c1, float* out) const;
   // The channels * kh * kw GEMM row pointers into `input`.
   void build_rows(const float* input, int64_t channels, const float** rows) const;
-  // Rows [m0, m1) of grid (rows of grid_columns()) to y (rows of oh * ow).
-  void compact(const float* grid, int64_t m0, int64_t m1, float* y) const;
 };
 
 }  // namespace pycnn::kernels
