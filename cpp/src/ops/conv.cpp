@@ -117,10 +117,9 @@ class ConvOp : public Op {
       const kernels::Winograd wg(g, x[0], winograd_tile(algo));
       ensure_winograd_weights(wg.tile);
       const int64_t per_thread = cacheline_floats(wg.plane_floats()) +
-                                 cacheline_floats(kernels::winograd_tmp_floats(wg.th * wg.tw)) +
+                                 cacheline_floats(kernels::winograd_tmp_floats(wg.rows_per_block * wg.tw)) +
                                  int64_t(kernels::gemm_work_floats(*kt_, Mg));
-      floats = cacheline_floats(wg.v_floats(Cg)) + cacheline_floats(wg.point_count() * Mg * wg.tiles_ld) +
-               per_thread * threads;
+      floats = cacheline_floats(wg.v_floats(Cg)) + cacheline_floats(wg.v_floats(Mg)) + per_thread * threads;
     } else {
       floats = b_work_floats(algo, g, Cg, Mg, K);
     }
@@ -308,55 +307,61 @@ class ConvOp : public Op {
     ww.stride = per_point;
   }
 
-  // y = act(conv(x) + bias + residual) by Winograd F(tile x tile, 3x3):
-  // input transform per (image, channel), one GEMM per transformed point,
-  // output transform per (image, output channel).
+  // y = act(conv(x) + bias + residual) by Winograd F(tile x tile, 3x3), a
+  // block of tile rows at a time: input transform per (segment, channel), one
+  // GEMM per transformed point, output transform per (segment, output channel).
   void winograd(int tile, const Tensor& x, Tensor& y, const float* bias, const Tensor* residual,
                 const kernels::Activation& act, const kernels::Window2D& g, float* work) {
     const KernelTable& kt = *kt_;
     const int64_t batch = x.shape[0], C = x.shape[1], M = y.shape[1];
     const kernels::Winograd wg(g, batch, tile);
     const WinogradWeights& ww = winograd_weights_[tile == 4];
+    const int64_t ld = wg.block_ld;
     float* v = work;
     float* mo = v + cacheline_floats(wg.v_floats(C));
-    float* per_thread_base = mo + cacheline_floats(wg.point_count() * M * wg.tiles_ld);
+    float* per_thread_base = mo + cacheline_floats(wg.v_floats(M));
     const int64_t plane_floats = cacheline_floats(wg.plane_floats());
-    const int64_t tmp_floats = cacheline_floats(kernels::winograd_tmp_floats(wg.th * wg.tw));
+    const int64_t tmp_floats = cacheline_floats(kernels::winograd_tmp_floats(wg.rows_per_block * wg.tw));
     const int64_t per_thread = plane_floats + tmp_floats + int64_t(kernels::gemm_work_floats(kt, M));
-    const int64_t in_plane = g.ih * g.iw, out_plane = g.oh * g.ow, image_tiles = wg.th * wg.tw;
-    // 1. V[xi][c][tile] from each (image, channel).
-    parallel_for_indexed(batch * C, [&](int64_t b, int64_t e, int t) {
-      float* plane = per_thread_base + t * per_thread;
-      float* tmp = plane + plane_floats;
-      for (int64_t i = b; i < e; ++i) {
-        const int64_t c = i % C, n = i / C;
-        wg.pad_plane(x.ptr<float>() + (n * C + c) * in_plane, plane);
-        kt.winograd_input(tile, plane, wg.padded_w, wg.th, wg.tw, v + c * wg.tiles_ld + n * image_tiles,
-                          C * wg.tiles_ld, tmp);
-      }
-    });
-    // 2. One GEMM per transformed point, each on one thread.
-    parallel_for_indexed(wg.point_count(), [&](int64_t b, int64_t e, int t) {
-      ThreadScope one(1);
-      float* gemm_work = per_thread_base + t * per_thread + plane_floats + tmp_floats;
-      for (int64_t xi = b; xi < e; ++xi)
-        kernels::gemm(kt, M, wg.tiles, C, ww.a + xi * ww.stride,
-                      kernels::GemmB{v + xi * C * wg.tiles_ld, wg.tiles_ld, gemm_work}, mo + xi * M * wg.tiles_ld,
-                      wg.tiles_ld, kernels::Epilogue{});
-    });
-    // 3. Outputs per (image, output channel), then the residual and the activation.
-    parallel_for_indexed(batch * M, [&](int64_t b, int64_t e, int t) {
-      float* tmp = per_thread_base + t * per_thread + plane_floats;
-      for (int64_t i = b; i < e; ++i) {
-        const int64_t m = i % M, n = i / M;
-        float* out = y.ptr<float>() + (n * M + m) * out_plane;
-        kt.winograd_output(tile, mo + m * wg.tiles_ld + n * image_tiles, M * wg.tiles_ld, wg.th, wg.tw,
-                           bias ? bias[m] : 0.f, out, g.oh, g.ow, tmp);
-        if (residual)
-          kt.binary(kernels::BinaryKind::Add, out, 1, residual->ptr<float>() + (n * M + m) * out_plane, 1, out, out_plane);
-        if (!act.is_identity()) kt.unary(act, out, out, out_plane);
-      }
-    });
+    const int64_t in_plane = g.ih * g.iw, out_plane = g.oh * g.ow;
+    for (int64_t r0 = 0; r0 < wg.tile_rows(); r0 += wg.rows_per_block) {
+      const int64_t r1 = std::min(wg.tile_rows(), r0 + wg.rows_per_block), tiles = (r1 - r0) * wg.tw;
+      const std::vector<kernels::Winograd::Segment> segs = wg.segments(r0, r1);
+      const int64_t nsegs = int64_t(segs.size());
+      // 1. V[xi][c][tile] from each (segment, channel).
+      parallel_for_indexed(nsegs * C, [&](int64_t b, int64_t e, int t) {
+        float* plane = per_thread_base + t * per_thread;
+        float* tmp = plane + plane_floats;
+        for (int64_t i = b; i < e; ++i) {
+          const kernels::Winograd::Segment& s = segs[size_t(i / C)];
+          const int64_t c = i % C;
+          wg.pad_rows(x.ptr<float>() + (s.n * C + c) * in_plane, s.ty0, s.ty1, plane);
+          kt.winograd_input(tile, plane, wg.padded_w, s.ty1 - s.ty0, wg.tw, v + c * ld + s.first, C * ld, tmp);
+        }
+      });
+      // 2. One GEMM per transformed point, each on one thread.
+      parallel_for_indexed(wg.point_count(), [&](int64_t b, int64_t e, int t) {
+        ThreadScope one(1);
+        float* gemm_work = per_thread_base + t * per_thread + plane_floats + tmp_floats;
+        for (int64_t xi = b; xi < e; ++xi)
+          kernels::gemm(kt, M, tiles, C, ww.a + xi * ww.stride, kernels::GemmB{v + xi * C * ld, ld, gemm_work},
+                        mo + xi * M * ld, ld, kernels::Epilogue{});
+      });
+      // 3. Outputs per (segment, output channel), then the residual and the activation.
+      parallel_for_indexed(nsegs * M, [&](int64_t b, int64_t e, int t) {
+        float* tmp = per_thread_base + t * per_thread + plane_floats;
+        for (int64_t i = b; i < e; ++i) {
+          const kernels::Winograd::Segment& s = segs[size_t(i / M)];
+          const int64_t m = i % M, y0 = s.ty0 * tile, y1 = std::min(g.oh, s.ty1 * tile);
+          const int64_t at = (s.n * M + m) * out_plane + y0 * g.ow, count = (y1 - y0) * g.ow;
+          float* out = y.ptr<float>() + at;
+          kt.winograd_output(tile, mo + m * ld + s.first, M * ld, s.ty1 - s.ty0, wg.tw, bias ? bias[m] : 0.f, out,
+                             y1 - y0, g.ow, tmp);
+          if (residual) kt.binary(kernels::BinaryKind::Add, out, 1, residual->ptr<float>() + at, 1, out, count);
+          if (!act.is_identity()) kt.unary(act, out, out, count);
+        }
+      });
+    }
   }
 
   kernels::Window2D window(const Shape& x, const Shape& w) const {

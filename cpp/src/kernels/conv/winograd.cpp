@@ -43,14 +43,24 @@ void Winograd::transform_weights(int tile, const float* w, int64_t M, int64_t C,
 Winograd::Winograd(const Window2D& geometry, int64_t n, int t) : g(geometry), tile(t), alpha(t + 2), batch(n) {
   th = (g.oh + tile - 1) / tile;
   tw = (g.ow + tile - 1) / tile;
-  tiles = batch * th * tw;
-  tiles_ld = (tiles + 15) / 16 * 16;
   padded_w = tw * tile + 2;
-  padded_h = th * tile + 2;
+  rows_per_block = std::min(tile_rows(), (kBlockTiles + tw - 1) / tw);
+  block_ld = (rows_per_block * tw + 15) / 16 * 16;
 }
 
-void Winograd::pad_plane(const float* xc, float* out) const {
-  kernels::pad_plane(xc, g.ih, g.iw, g.ph, g.pw, padded_h, padded_w, out);
+std::vector<Winograd::Segment> Winograd::segments(int64_t r0, int64_t r1) const {
+  std::vector<Segment> out;
+  for (int64_t r = r0; r < r1;) {
+    const int64_t n = r / th, end = std::min(r1, (n + 1) * th);
+    out.push_back(Segment{n, r - n * th, end - n * th, (r - r0) * tw});
+    r = end;
+  }
+  return out;
+}
+
+void Winograd::pad_rows(const float* xc, int64_t ty0, int64_t ty1, float* out) const {
+  // Padded row 0 is input row ty0 * tile - ph: the plane's pad, shifted.
+  kernels::pad_plane(xc, g.ih, g.iw, g.ph - ty0 * tile, g.pw, (ty1 - ty0) * tile + 2, padded_w, out);
 }
 
 }  // namespace pycnn::kernels
