@@ -18,9 +18,9 @@ int64_t depthwise_work_floats(const Window2D& g) {
   const int64_t wp = round_up(std::max((g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1, g.pw + g.iw), s);
   const int64_t hp = round_up(s * (g.oh - 1) + (g.kh - 1) * g.dh + 2 + s, s);
   const int64_t plane = round_up(hp * wp, 64);
-  // plane(s) + output grid + one padded row; + slack: the kernel reads and
-  // writes whole groups of vectors past the last output.
-  return plane + round_up(g.oh * wp, 64) + round_up(wp, 64) + 2 * wp + 256;
+  // plane(s) + one padded row; + slack: the kernel reads whole vectors past
+  // the last output.
+  return plane + round_up(wp, 64) + 2 * wp + 256;
 }
 
 size_t packed_a_floats(int64_t M, int64_t K, int mr) { return size_t(round_up(M, mr) * K); }

@@ -59,8 +59,10 @@ struct KernelTable {
                  int64_t n);
   // y[i] = act(y[i] + bias): the epilogue of convolutions and GEMMs.
   void (*bias_act)(float* y, int64_t n, float bias, const Activation& act);
-  // One channel of a depthwise convolution; `work` holds depthwise_work_floats(g) floats.
-  void (*depthwise2d)(const Window2D& g, const float* x, const float* w, float bias, float* y, float* work);
+  // One channel of a depthwise convolution: y = act(conv + bias + residual)
+  // (residual null or laid out like y); `work` holds depthwise_work_floats(g) floats.
+  void (*depthwise2d)(const Window2D& g, const float* x, const float* w, float bias, const float* residual,
+                      const Activation& act, float* y, float* work);
   // Depthwise convolution of `channels` <= channel_lanes channels at once,
   // vectorized across channels (fast on small planes): channel c reads plane
   // x + c * ih * iw, taps w + c * kh * kw and bias[c] (bias may be null), and

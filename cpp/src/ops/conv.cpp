@@ -199,10 +199,9 @@ class ConvOp : public Op {
       parallel_for_indexed(batch * C, [&](int64_t b, int64_t e, int t) {
         for (int64_t i = b; i < e; ++i) {
           const int64_t c = i % C;
-          float* yi = yp + i * out_plane;
-          kt.depthwise2d(g, xp + i * in_plane, wp + c * g.kh * g.kw, bias ? bias[c] : 0.f, yi, work + t * per_thread);
-          if (residual) kt.binary(kernels::BinaryKind::Add, yi, 1, residual->ptr<float>() + i * out_plane, 1, yi, out_plane);
-          if (!act.is_identity()) kt.unary(act, yi, yi, out_plane);
+          kt.depthwise2d(g, xp + i * in_plane, wp + c * g.kh * g.kw, bias ? bias[c] : 0.f,
+                         residual ? residual->ptr<float>() + i * out_plane : nullptr, act, yp + i * out_plane,
+                         work + t * per_thread);
         }
       });
       return;
