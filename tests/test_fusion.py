@@ -188,3 +188,32 @@ def test_full_size_mul_stays_before_the_projection():
     assert "Mul" in [op for _, op, _ in sess.optimized_nodes()]
     want = ort.InferenceSession(model.SerializeToString()).run(None, feed)[0]
     np.testing.assert_allclose(sess.run(None, feed)[0], want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("act", ["Relu", "Sigmoid", None])
+@pytest.mark.parametrize("h,w", [(7, 9), (14, 14), (15, 14)])  # 15x14: past the folded planes' bound (196)
+def test_pointwise_over_a_batch(h, w, act, threads, isa):
+    """At batch > 1, 1x1 convolutions on small planes run as one GEMM over
+    every image; the residual and activation follow per image."""
+    c, m, batch = 19, 37, 3
+    rng = np.random.default_rng(h * w)
+    weight = (rng.standard_normal((m, c, 1, 1)) / np.sqrt(c)).astype(np.float32)
+    inits = [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(rng.standard_normal(m).astype(np.float32), "b")]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"]), helper.make_node("Add", ["y", "r"], ["s"])]
+    out = "s"
+    if act:
+        nodes.append(helper.make_node(act, ["s"], ["z"]))
+        out = "z"
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, c, h, w]),
+              helper.make_tensor_value_info("r", TensorProto.FLOAT, [batch, m, h, w])]
+    graph = helper.make_graph(nodes, "pw", inputs, [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    feed = {"x": rng.standard_normal((batch, c, h, w)).astype(np.float32),
+            "r": rng.standard_normal((batch, m, h, w)).astype(np.float32)}
+    want = ort.InferenceSession(model.SerializeToString()).run(None, feed)[0]
+    opts = pycnn.SessionOptions()
+    opts.intra_op_num_threads = threads
+    sess = pycnn.InferenceSession(model, opts)
+    assert [op for _, op, _ in sess.optimized_nodes()] == ["Conv"]
+    np.testing.assert_allclose(sess.run(None, feed)[0], want, rtol=1e-4, atol=1e-4)

@@ -116,7 +116,8 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
     for (int64_t p = p0; p < p1; ++p) {
       float* d = dst + (p - p0) * kc * nr;
       const int64_t n0 = p * nr, cols = std::min<int64_t>(nr, N - n0);
-      // A panel of indirect rows spans output rows: contiguous runs.
+      // A panel spanning groups of columns (output rows of indirect rows,
+      // images of a batch): contiguous runs.
       struct Run { int64_t from; int at, len; } runs[64];
       int nruns = 0;
       for (int64_t n = n0; n < n0 + cols;) {
@@ -124,19 +125,23 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
         runs[nruns++] = Run{column_at(n), int(n - n0), int(len)};
         n += len;
       }
+      const bool in_runs = B.rows || B.row_cols;
       for (int64_t k = 0; k < kc; ++k, d += nr) {
-        const float* row = B.rows ? B.rows[k0 + k] : B.data + (k0 + k) * B.ld + n0;
-        if (B.rows) {
+        const float* row = B.rows ? B.rows[k0 + k] : B.data + (k0 + k) * B.ld;  // column 0 of row k
+        if (B.maps_rows()) {
+          const float s = B.row_scale ? B.row_scale[k0 + k] : 1.f, t = B.row_shift ? B.row_shift[k0 + k] : 0.f;
+          for (int r = 0; r < nruns; ++r)
+            for (int j = 0; j < runs[r].len; ++j)
+              d[runs[r].at + j] = std::min(std::max(row[runs[r].from + j] * s + t, lo), hi);
+          for (int64_t j = cols; j < nr; ++j) d[j] = 0.f;
+        } else if (in_runs) {
           for (int r = 0; r < nruns; ++r)
             for (int j = 0; j < runs[r].len; ++j) d[runs[r].at + j] = row[runs[r].from + j];
           for (int64_t j = cols; j < nr; ++j) d[j] = 0.f;
-        } else if (B.maps_rows()) {
-          const float s = B.row_scale ? B.row_scale[k0 + k] : 1.f, t = B.row_shift ? B.row_shift[k0 + k] : 0.f;
-          for (int64_t j = 0; j < nr; ++j) d[j] = std::min(std::max(j < cols ? row[j] * s + t : 0.f, lo), hi);
         } else if (cols == nr) {
-          for (int j = 0; j < nr; ++j) d[j] = row[j];  // a short inline copy: a memcpy call costs more
+          for (int j = 0; j < nr; ++j) d[j] = row[n0 + j];  // a short inline copy: a memcpy call costs more
         } else {
-          for (int64_t j = 0; j < nr; ++j) d[j] = j < cols ? row[j] : 0.f;
+          for (int64_t j = 0; j < nr; ++j) d[j] = j < cols ? row[n0 + j] : 0.f;
         }
       }
     }

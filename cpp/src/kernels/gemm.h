@@ -41,9 +41,10 @@ struct Epilogue {
 
 // The B operand: packed panels (pack_b), a row-major K x N matrix read in
 // place (ld = its row stride; a 1x1 convolution's input), or indirect rows
-// (a convolution straight from its padded input: column n of row k is
-// rows[k][(n / row_cols) * row_stride + n % row_cols], output pixel n =
-// (oy, ox) read from a plane row_stride floats wide; row_cols 0: rows[k][n]).
+// (a convolution straight from its padded input: rows[k] is row k). Row k's
+// column n is at (n / row_cols) * row_stride + n % row_cols when row_cols is
+// set (indirect: output pixel (oy, ox) of a plane row_stride floats wide; in
+// place: image n / row_cols of a batch, row_stride floats apart), else at n.
 // `work` must hold gemm_work_floats(kt, M) floats per thread: B blocks are
 // packed there, and a partial last column panel accumulates there.
 struct GemmB {

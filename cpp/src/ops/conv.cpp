@@ -122,6 +122,8 @@ class ConvOp : public Op {
       floats = cacheline_floats(wg.v_floats(Cg)) + cacheline_floats(wg.v_floats(Mg)) + per_thread * threads;
     } else {
       floats = b_work_floats(algo, g, Cg, Mg, K);
+      const bool per_image_scale = in.size() > 4 && in[4].present && shape_numel(in[4].shape) == x[0] * x[1];
+      if (folds_batch(algo, x, g, per_image_scale)) floats = cacheline_floats(floats) + Mg * x[0] * g.oh * g.ow;
     }
     if (packed_w_.empty()) floats += int64_t(kernels::packed_a_floats(Mg, K, kt_->gemm_mr)) * group_;
     // A residual that broadcasts (rare): the convolution goes to scratch first.
@@ -215,13 +217,20 @@ class ConvOp : public Op {
     const kernels::IndirectConv ic(g);
     float* b_work = work;
     const int64_t b_floats = b_work_floats(algo, g, Cg, Mg, K);
+    const bool per_image_scale = in.size() > 4 && in[4].data && in[4].numel() == batch * C && batch > 1;
+    const bool fold = folds_batch(algo, x.shape, g, per_image_scale);
+    float* folded = work + cacheline_floats(b_floats);  // the folded GEMM's output, M x (batch x plane)
     const float* packed_w = packed_w_.data();
     const size_t a_stride = kernels::packed_a_floats(Mg, K, kt.gemm_mr);
     if (packed_w_.empty()) {  // weights fed at run time: pack them into scratch
-      float* pw = work + cacheline_floats(b_floats);
+      float* pw = folded + (fold ? cacheline_floats(Mg * batch * out_plane) : 0);
       for (int64_t gi = 0; gi < group_; ++gi)
         kernels::pack_a(w.ptr<float>() + gi * Mg * K, K, 1, Mg, K, kt.gemm_mr, pw + gi * a_stride);
       packed_w = pw;
+    }
+    if (fold) {
+      pointwise_folded(in, y, bias, residual, act, packed_w, b_work, folded, batch * out_plane);
+      return;
     }
     for (int64_t n = 0; n < batch; ++n) {
       for (int64_t gi = 0; gi < group_; ++gi) {
@@ -265,6 +274,52 @@ class ConvOp : public Op {
         }
       }
     }
+  }
+
+  // Small planes (14x14 and below) at batch > 1: one GEMM over every image
+  // (N = batch x plane: fuller column panels, and the weights stream once
+  // instead of once per image) into `folded`, then each image's rows go to y
+  // with the residual and the activation.
+  static constexpr int64_t kFoldPlane = 196;
+  bool folds_batch(ConvAlgo algo, const Shape& x, const kernels::Window2D& g, bool per_image_scale) const {
+    return algo == ConvAlgo::Pointwise && group_ == 1 && x[0] > 1 && g.oh * g.ow <= kFoldPlane && !per_image_scale;
+  }
+
+  void pointwise_folded(const std::vector<Tensor>& in, Tensor& y, const float* bias, const Tensor* residual,
+                        const kernels::Activation& act, const float* packed_w, float* b_work, float* folded,
+                        int64_t columns) {
+    const KernelTable& kt = *kt_;
+    const Tensor& x = in[0];
+    const int64_t C = x.shape[1], M = y.shape[1], plane = columns / x.shape[0];
+    kernels::GemmB b;
+    b.data = x.ptr<float>();
+    b.ld = plane;          // row k: input channel k ...
+    b.row_cols = plane;    // ... of image n / plane,
+    b.row_stride = C * plane;  // an image apart
+    b.work = b_work;
+    if (in.size() > 4) {  // a per-channel input map (fuse_input_affine)
+      b.row_scale = in[4].data ? in[4].ptr<float>() : nullptr;
+      b.row_shift = in.size() > 5 && in[5].data ? in[5].ptr<float>() : nullptr;
+      b.row_act = input_act_;
+    }
+    kernels::Epilogue ep;
+    ep.row_bias = bias;
+    if (!residual) ep.act = act;  // with a residual the activation follows it, below
+    kernels::gemm(kt, M, columns, C, packed_w, b, folded, columns, ep);
+    float* yp = y.ptr<float>();
+    parallel_for(columns / plane * M, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {  // i: (image, output channel)
+        const int64_t n = i / M, m = i % M;
+        float* dst = yp + i * plane;
+        const float* src = folded + m * columns + n * plane;
+        if (!residual) {
+          std::memcpy(dst, src, size_t(plane) * sizeof(float));
+          continue;
+        }
+        kt.binary(kernels::BinaryKind::Add, src, 1, residual->ptr<float>() + i * plane, 1, dst, plane);
+        if (!act.is_identity()) kt.unary(act, dst, dst, plane);
+      }
+    });
   }
 
   // Scratch floats of one thread's depthwise kernel calls.
