@@ -589,6 +589,10 @@ POOL_CASES = [
     pool_case("c33_33x29_k3_s2_p1_b3", 3, 33, (33, 29), (3, 3), strides=[2, 2], pads=[1, 1, 1, 1]),
     # planes past kMaxChannelWindowPixels: max pooling plane by plane
     pool_case("c3_141x135_k3_s2_p1", 1, 3, (141, 135), (3, 3), strides=[2, 2], pads=[1, 1, 1, 1]),
+    # planes past 64x64 with 2x2 or 3x3 windows at stride 2: maxpool2d's stride-2 path
+    pool_case("c3_112x97_k3_s2_ceil", 1, 3, (112, 97), (3, 3), strides=[2, 2], ceil_mode=1),
+    pool_case("c5_70x66_k2_s2", 2, 5, (70, 66), (2, 2), strides=[2, 2]),
+    pool_case("c3_67x131_k2_s2_p_end_ceil", 1, 3, (67, 131), (2, 2), strides=[2, 2], pads=[0, 0, 1, 1], ceil_mode=1),
     pool_case("c7_9x31_k1x7_s1x3", 1, 7, (9, 31), (1, 7), strides=[1, 3], pads=[0, 3, 0, 2]),
     pool_case("1d_c3_l17_k3_s2_p1", 1, 3, (17,), (3,), strides=[2], pads=[1, 1]),
     pool_case("1d_c7_l33_k5_s3_d2_ceil", 3, 7, (33,), (5,), strides=[3], dilations=[2], pads=[2, 0], ceil_mode=1),
