@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 namespace pycnn::kernels {
 
@@ -29,20 +30,21 @@ void IndirectConv::build_input(const float* x, int64_t c0, int64_t c1, float* ou
       pad_plane(xc, g.ih, g.iw, g.ph, g.pw, hp, wq, base);
       continue;
     }
-    // Stride s: padded element (r, col) goes to phase (r % s, col % s) at (r / s, col / s).
+    // Stride s: padded element (r, col) goes to phase (r % s, col % s) at
+    // (r / s, col / s). Each row is padded first (zeros around a copy), so
+    // the split is a plain strided copy with no bounds to test.
+    std::vector<float> padded(size_t(wq * s));
     for (int64_t r = 0; r < hp; ++r) {
       const int64_t src = r - g.ph, py = r % s, rq = r / s;
+      if (src < 0 || src >= g.ih) {
+        for (int64_t px = 0; px < s; ++px) std::fill_n(base + (py * s + px) * hq * wq + rq * wq, wq, 0.f);
+        continue;
+      }
+      pad_plane(xc + src * g.iw, 1, g.iw, 0, g.pw, 1, wq * s, padded.data());
       for (int64_t px = 0; px < s; ++px) {
         float* d = base + (py * s + px) * hq * wq + rq * wq;
-        if (src < 0 || src >= g.ih) {
-          std::fill(d, d + wq, 0.f);
-          continue;
-        }
-        const float* xr = xc + src * g.iw;
-        for (int64_t cq = 0; cq < wq; ++cq) {
-          const int64_t col = cq * s + px - g.pw;
-          d[cq] = (col >= 0 && col < g.iw) ? xr[col] : 0.f;
-        }
+        const float* from = padded.data() + px;
+        for (int64_t cq = 0; cq < wq; ++cq) d[cq] = from[cq * s];
       }
     }
   }
