@@ -86,3 +86,21 @@ def test_switch_off_gives_direct_convolution():
     x = np.ones((1, 8, 28, 28), np.float32)
     algos = [n.algorithm for n in session(mdl, False).profile({"x": x}, runs=1, warmup=0).nodes]
     assert algos == ["indirect-gemm"]
+
+
+@pytest.mark.parametrize("c,m,plans", [
+    (16, 24, [(1, 14, 14, 2), (4, 14, 14, 4), (1, 14, 14, 2), (2, 28, 28, 4)]),  # both tiles, either first
+    (257, 229, [(1, 28, 28, 2), (1, 5, 5, 0), (2, 7, 7, 2)]),  # F2 only: the original weights go after it
+])
+def test_one_session_across_tile_sizes(c, m, plans):
+    """Plans for other input sizes pick other tiles (0: indirect GEMM) from the
+    same session; the weight transforms made for earlier plans stay right."""
+    mdl, wt, b = model(c, m, relu=False)
+    sess = session(mdl, True)
+    for n, h, w, tile in plans:
+        x = np.random.default_rng(h * n).standard_normal((n, c, h, w)).astype(np.float32)
+        got = sess.run(None, {"x": x})[0]
+        algo = sess.profile({"x": x}, runs=1, warmup=0).nodes[0].algorithm
+        assert algo == (f"winograd-f{tile}x3" if tile else "indirect-gemm"), (n, h, w, algo)
+        ref = conv3x3_reference(x, wt, b)
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())

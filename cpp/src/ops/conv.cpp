@@ -1,6 +1,7 @@
 // Conv (1-D/2-D): depthwise kernel when each group is one channel, otherwise
 // im2col into packed panels + SGEMM with bias and activation in the epilogue.
 // ConvTranspose (1-D/2-D): SGEMM (W^T X) then col2im.
+#include <array>
 #include <cstring>
 
 #include "core/parallel.h"
@@ -46,11 +47,11 @@ class ConvOp : public Op {
     winograd_allowed_ = c.attrs().get_int("_winograd", 1) != 0;
     if (const Tensor* w = c.constant(1)) {
       prepack(*w);
-      // Winograd transforms the weights at the first plan that uses it: keep
-      // them where it may (3x3, one group, within its weight-size cap).
-      const bool may_winograd = w->rank() == 4 && w->shape[2] == 3 && w->shape[3] == 3 && group_ == 1 &&
-                                kernels::Winograd::may_apply(w->shape[0], w->shape[1]);
-      if (winograd_allowed_ && may_winograd) weights_ = *w;
+      // Winograd transforms the weights at the first plan that uses it, from
+      // the packed copy (3x3, one group, within its weight-size cap).
+      winograd_possible_ = winograd_allowed_ && w->rank() == 4 && w->shape[2] == 3 && w->shape[3] == 3 &&
+                           group_ == 1 && !packed_w_.empty() && kernels::Winograd::may_apply(w->shape[0], w->shape[1]);
+      if (winograd_possible_) winograd_shape_ = {w->shape[0], w->shape[1]};
     }
   }
 
@@ -349,9 +350,15 @@ class ConvOp : public Op {
   void ensure_winograd_weights(int tile) {
     WinogradWeights& ww = winograd_weights_[tile == 4];
     if (ww.a) return;
-    const int64_t M = weights_.shape[0], C = weights_.shape[1], points = kernels::Winograd::points(tile);
+    const int64_t M = winograd_shape_[0], C = winograd_shape_[1], K = 9 * C, mr = kt_->gemm_mr;
+    const int64_t points = kernels::Winograd::points(tile);
+    // The weights back from their packed panels (pack_a: row m of panel
+    // m / mr, k-major): the session keeps no other copy.
+    std::vector<float> w(size_t(M * K));
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t k = 0; k < K; ++k) w[size_t(m * K + k)] = packed_w_.ptr[(m / mr * mr) * K + k * mr + m % mr];
     std::vector<float> u(size_t(points * M * C));
-    kernels::Winograd::transform_weights(tile, weights_.ptr<float>(), M, C, u.data());
+    kernels::Winograd::transform_weights(tile, w.data(), M, C, u.data());
     const size_t per_point = kernels::packed_a_floats(M, C, kt_->gemm_mr);
     ww.storage = aligned_buffer(points * per_point * sizeof(float), false);  // pack_a writes it all
     float* p = static_cast<float*>(ww.storage.get());
@@ -443,7 +450,7 @@ class ConvOp : public Op {
     const bool one = g.kh == 1 && g.kw == 1 && g.ph == 0 && g.pw == 0 && g.oh == (g.ih - 1) / g.sh + 1 &&
                      g.ow == (g.iw - 1) / g.sw + 1;
     if (one) return g.sh == 1 && g.sw == 1 ? ConvAlgo::Pointwise : ConvAlgo::Im2col;
-    if (winograd_allowed_ && group_ == 1 && weights_.data) {
+    if (winograd_possible_) {
       const int tile = kernels::Winograd::choose_tile(g, x[0], w[0], w[1]);
       if (tile) return tile == 4 ? ConvAlgo::Winograd4 : ConvAlgo::Winograd2;
     }
@@ -479,7 +486,8 @@ class ConvOp : public Op {
   std::shared_ptr<void> storage_;
   Span packed_w_;
   ConvAlgo last_algo_ = ConvAlgo::Im2col;  // what the last run did, for the profiler
-  Tensor weights_;  // the constant weights, for transforms made at plan time
+  bool winograd_possible_ = false;  // 3x3, one group, constant weights within the cap, not switched off
+  std::array<int64_t, 2> winograd_shape_{};  // M, C of those weights
   bool winograd_allowed_ = true;
   struct WinogradWeights {
     std::shared_ptr<void> storage;

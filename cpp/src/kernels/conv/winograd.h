@@ -31,8 +31,12 @@ struct Winograd {
   // The output tile (4 or 2) for this layer, 0 when neither applies:
   // F4 where it has enough tiles and its weights fit half the cap, else F2.
   static int choose_tile(const Window2D& g, int64_t batch, int64_t M, int64_t C);
+  // Whether F(tile)'s transformed weights fit the cap (F4: half of it).
+  static bool fits(int tile, int64_t M, int64_t C) {
+    return points(tile) * M * C <= (tile == 4 ? kMaxWeightFloats / 2 : kMaxWeightFloats);
+  }
   // Whether some batch could take Winograd with these weights (keep them).
-  static bool may_apply(int64_t M, int64_t C) { return points(2) * M * C <= kMaxWeightFloats; }
+  static bool may_apply(int64_t M, int64_t C) { return fits(2, M, C); }
   static int64_t points(int tile) { return (tile + 2) * (tile + 2); }
   // u[xi][m][c] = (G w[m][c] G^T)[xi], computed in double.
   static void transform_weights(int tile, const float* w, int64_t M, int64_t C, float* u);
