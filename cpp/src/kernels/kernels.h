@@ -87,6 +87,8 @@ struct KernelTable {
                          int64_t v_stride, float* tmp);
   void (*winograd_output)(int tile, const float* m, int64_t m_stride, int64_t th, int64_t tw, float bias, float* y,
                           int64_t oh, int64_t ow, float* tmp);
+  // even[i] = x[2i], odd[i] = x[2i + 1] for i < n.
+  void (*split_even_odd)(const float* x, int64_t n, float* even, float* odd);
   void (*avgpool2d)(const Window2D& g, const float* x, float* y, bool count_include_pad,
                     int64_t pad_end_h, int64_t pad_end_w);
 };

@@ -23,6 +23,8 @@ int64_t IndirectConv::input_floats(int64_t channels) const {
 
 void IndirectConv::build_input(const float* x, int64_t c0, int64_t c1, float* out) const {
   const int64_t hp = hq * s;
+  const KernelTable& kt = active();
+  std::vector<float> padded(size_t(s > 1 ? wq * s : 0));  // one padded input row (stride > 1)
   for (int64_t c = c0; c < c1; ++c) {
     float* base = out + c * channel_floats;
     const float* xc = x + c * g.ih * g.iw;
@@ -32,8 +34,8 @@ void IndirectConv::build_input(const float* x, int64_t c0, int64_t c1, float* ou
     }
     // Stride s: padded element (r, col) goes to phase (r % s, col % s) at
     // (r / s, col / s). Each row is padded first (zeros around a copy), so
-    // the split is a plain strided copy with no bounds to test.
-    std::vector<float> padded(size_t(wq * s));
+    // the split is a plain strided copy with no bounds to test (stride 2:
+    // vector shuffles).
     for (int64_t r = 0; r < hp; ++r) {
       const int64_t src = r - g.ph, py = r % s, rq = r / s;
       if (src < 0 || src >= g.ih) {
@@ -41,6 +43,11 @@ void IndirectConv::build_input(const float* x, int64_t c0, int64_t c1, float* ou
         continue;
       }
       pad_plane(xc + src * g.iw, 1, g.iw, 0, g.pw, 1, wq * s, padded.data());
+      if (s == 2) {
+        float* even = base + py * 2 * hq * wq + rq * wq;
+        kt.split_even_odd(padded.data(), wq, even, even + hq * wq);
+        continue;
+      }
       for (int64_t px = 0; px < s; ++px) {
         float* d = base + (py * s + px) * hq * wq + rq * wq;
         const float* from = padded.data() + px;
