@@ -103,15 +103,15 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
     }
     return;
   }
-  // Copies B rows [k0, k0 + kc) of panels [p0, p1) into panels of kc x nr
-  // (columns past N zero).
   // ReLU and ReLU6 of the B rows' map clamp inline.
   const bool row_clamp = B.row_act.kind == UnaryKind::Relu || B.row_act.kind == UnaryKind::Clip;
   const float lo = B.row_act.kind == UnaryKind::Relu ? 0.f : row_clamp ? B.row_act.alpha : -INFINITY;
   const float hi = B.row_act.kind == UnaryKind::Clip ? B.row_act.beta : INFINITY;
-  // Where column n of an indirect row starts: output rows of row_cols
-  // pixels, row_stride floats apart in the plane the row points into.
+  // Where column n of a B row starts (GemmB::row_cols: groups of row_cols
+  // columns, row_stride floats apart).
   auto column_at = [&](int64_t n) { return B.row_cols ? n / B.row_cols * B.row_stride + n % B.row_cols : n; };
+  // Copies B rows [k0, k0 + kc) of panels [p0, p1) into panels of kc x nr
+  // (columns past N zero), applying the rows' map.
   auto pack_block = [&](int64_t k0, int64_t kc, int64_t p0, int64_t p1, float* dst) {
     for (int64_t p = p0; p < p1; ++p) {
       float* d = dst + (p - p0) * kc * nr;
