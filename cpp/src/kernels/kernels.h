@@ -51,6 +51,10 @@ struct KernelTable {
   int gemm_mr, gemm_nr;
   void (*gemm_ukernel)(int rows, int64_t k, const float* a_panel, const float* b_panel, float* c, int64_t ldc,
                        const GemmStore& store);
+  // The same for the panel's first nr / 2 columns only (a last panel that
+  // narrow: N = 196 leaves 4 columns, which cost a whole panel's FMAs).
+  void (*gemm_ukernel_half)(int rows, int64_t k, const float* a_panel, const float* b_panel, float* c, int64_t ldc,
+                            const GemmStore& store);
   void (*unary)(const Activation& act, const float* x, float* y, int64_t n);
   // Sum of n floats (in 16 partial sums, so it vectorizes).
   double (*sum)(const float* x, int64_t n);
