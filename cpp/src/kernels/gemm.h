@@ -48,6 +48,9 @@ struct Epilogue {
 // `work` must hold gemm_work_floats(kt, M) floats per thread: B blocks are
 // packed there, and a partial last column panel accumulates there.
 struct GemmB {
+  GemmB() = default;
+  // Packed panels (ld 0) or a row-major matrix read in place (ld its row stride).
+  GemmB(const float* d, int64_t l, float* w) : data(d), ld(l), work(w) {}
   const float* data = nullptr;
   int64_t ld = 0;  // 0: packed
   float* work = nullptr;
