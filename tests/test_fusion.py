@@ -39,6 +39,7 @@ def residual_model(c, m, h, w, k, stride, group, act, residual_shape, residual_f
 CASES = [
     # c, m, h, w, k, stride, group, act, residual shape (None: computed by a conv), algorithm
     (16, 32, 14, 14, 1, 1, 1, "Relu", None, "pointwise-gemm"),
+    (40, 29, 1, 1, 1, 1, 1, "Sigmoid", [1, 29, 1, 1], "pointwise-gemm"),  # a 1x1 map: the GEMM is a GEMV
     # an activation the GEMM's store cannot do, over several column blocks and a partial last panel
     (17, 29, 23, 29, 1, 1, 1, "Sigmoid", [1, 29, 23, 29], "pointwise-gemm"),
     (17, 33, 5, 7, 3, 1, 1, "Relu", [1, 33, 5, 7], "indirect-gemm"),  # too few tiles for Winograd
@@ -110,7 +111,8 @@ def norm_then_conv_model(c, m, h, w, act, k=1, stride=1, group=1, extra_reader=F
 
 # c, m, h, w, activation after the norm, batch
 INPUT_AFFINE_CASES = [(1, 3, 5, 7, "Relu", 1), (17, 33, 9, 7, "Relu", 2), (64, 32, 14, 14, None, 1),
-                      (7, 5, 6, 6, "Clip", 1), (33, 17, 3, 3, "Sigmoid", 3), (300, 40, 7, 7, "Relu", 1)]
+                      (7, 5, 6, 6, "Clip", 1), (33, 17, 3, 3, "Sigmoid", 3), (300, 40, 7, 7, "Relu", 1),
+                      (37, 19, 1, 1, "Relu", 1), (37, 19, 1, 1, "Sigmoid", 1)]  # 1x1 maps: GEMV
 
 
 @pytest.mark.parametrize("threads", [1, 2])

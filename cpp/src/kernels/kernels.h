@@ -55,6 +55,9 @@ struct KernelTable {
   // narrow: N = 196 leaves 4 columns, which cost a whole panel's FMAs).
   void (*gemm_ukernel_half)(int rows, int64_t k, const float* a_panel, const float* b_panel, float* c, int64_t ldc,
                             const GemmStore& store);
+  // y[m] = A(m, :) . x for A packed in panels of gemm_mr rows (a GEMM with
+  // one column: squeeze-and-excitation convolutions on 1x1 maps).
+  void (*gemv)(int64_t M, int64_t K, const float* a_packed, const float* x, float* y);
   void (*unary)(const Activation& act, const float* x, float* y, int64_t n);
   // Sum of n floats (in 16 partial sums, so it vectorizes).
   double (*sum)(const float* x, int64_t n);
