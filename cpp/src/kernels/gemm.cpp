@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "core/parallel.h"
 
@@ -103,6 +104,10 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
     }
     return;
   }
+  // B row k's map (GemmB::row_scale, row_shift): x * scale + shift.
+  auto row_map = [&](int64_t k) {
+    return std::pair<float, float>{B.row_scale ? B.row_scale[k] : 1.f, B.row_shift ? B.row_shift[k] : 0.f};
+  };
   // One column (a 1x1 map): a matrix-vector product, not panels of nr
   // columns holding one (SE convolutions: 8 -> 2.5 us).
   if (N == 1 && !B.rows && K <= kKC * kNCPanels * nr) {
@@ -110,9 +115,9 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
     float* y = B.work + round_up(kKC * kNCPanels * nr, 16);  // gemm_work_floats leaves M floats here
     const int64_t stride = B.ld ? B.ld : nr;  // in place, or panel 0 of packed B
     for (int64_t k = 0; k < K; ++k) {
-      float v = B.data[k * stride];
-      if (B.maps_rows()) v = (B.row_scale ? B.row_scale[k] : 1.f) * v + (B.row_shift ? B.row_shift[k] : 0.f);
-      x[k] = v;
+      const float v = B.data[k * stride];
+      const auto [s, t] = row_map(k);
+      x[k] = B.maps_rows() ? v * s + t : v;
     }
     if (!B.row_act.is_identity()) kt.unary(B.row_act, x, x, K);
     kt.gemv(M, K, Ap, x, y);
@@ -150,7 +155,7 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
       for (int64_t k = 0; k < kc; ++k, d += nr) {
         const float* row = B.rows ? B.rows[k0 + k] : B.data + (k0 + k) * B.ld;  // column 0 of row k
         if (B.maps_rows()) {
-          const float s = B.row_scale ? B.row_scale[k0 + k] : 1.f, t = B.row_shift ? B.row_shift[k0 + k] : 0.f;
+          const auto [s, t] = row_map(k0 + k);
           for (int r = 0; r < nruns; ++r)
             for (int j = 0; j < runs[r].len; ++j)
               d[runs[r].at + j] = std::min(std::max(row[runs[r].from + j] * s + t, lo), hi);

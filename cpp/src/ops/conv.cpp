@@ -44,12 +44,12 @@ class ConvOp : public Op {
     PYCNN_CHECK(group_ >= 1, ErrorCode::InvalidModel, where(node_), ": group must be >= 1, got ", group_);
     act_ = fused_activation(c.attrs());
     input_act_ = fused_activation(c.attrs(), "_input");
-    winograd_allowed_ = c.attrs().get_int("_winograd", 1) != 0;
+    const bool winograd_allowed = c.attrs().get_int("_winograd", 1) != 0;
     if (const Tensor* w = c.constant(1)) {
       prepack(*w);
       // Winograd transforms the weights at the first plan that uses it, from
       // the packed copy (3x3, one group, within its weight-size cap).
-      winograd_possible_ = winograd_allowed_ && w->rank() == 4 && w->shape[2] == 3 && w->shape[3] == 3 &&
+      winograd_possible_ = winograd_allowed && w->rank() == 4 && w->shape[2] == 3 && w->shape[3] == 3 &&
                            group_ == 1 && !packed_w_.empty() && kernels::Winograd::may_apply(w->shape[0], w->shape[1]);
       if (winograd_possible_) winograd_shape_ = {w->shape[0], w->shape[1]};
     }
@@ -123,8 +123,8 @@ class ConvOp : public Op {
       floats = cacheline_floats(wg.v_floats(Cg)) + cacheline_floats(wg.v_floats(Mg)) + per_thread * threads;
     } else {
       floats = b_work_floats(algo, g, Cg, Mg, K);
-      const bool per_image_scale = in.size() > 4 && in[4].present && shape_numel(in[4].shape) == x[0] * x[1];
-      if (folds_batch(algo, x, g, per_image_scale)) floats = cacheline_floats(floats) + Mg * x[0] * g.oh * g.ow;
+      const bool per_image = in.size() > 4 && in[4].present && per_image_scale(shape_numel(in[4].shape), x[0], x[1]);
+      if (folds_batch(algo, x, g, per_image)) floats = cacheline_floats(floats) + Mg * x[0] * g.oh * g.ow;
     }
     if (packed_w_.empty()) floats += int64_t(kernels::packed_a_floats(Mg, K, kt_->gemm_mr)) * group_;
     // A residual that broadcasts (rare): the convolution goes to scratch first.
@@ -218,8 +218,8 @@ class ConvOp : public Op {
     const kernels::IndirectConv ic(g);
     float* b_work = work;
     const int64_t b_floats = b_work_floats(algo, g, Cg, Mg, K);
-    const bool per_image_scale = in.size() > 4 && in[4].data && in[4].numel() == batch * C && batch > 1;
-    const bool fold = folds_batch(algo, x.shape, g, per_image_scale);
+    const bool per_image = in.size() > 4 && in[4].data && per_image_scale(in[4].numel(), batch, C);
+    const bool fold = folds_batch(algo, x.shape, g, per_image);
     float* folded = work + cacheline_floats(b_floats);  // the folded GEMM's output, M x (batch x plane)
     const float* packed_w = packed_w_.data();
     const size_t a_stride = kernels::packed_a_floats(Mg, K, kt.gemm_mr);
@@ -245,16 +245,8 @@ class ConvOp : public Op {
         ep.residual_ld = out_plane;
         const float* a = packed_w + gi * a_stride;
         if (algo == ConvAlgo::Pointwise) {
-          kernels::GemmB b;
-          b.data = xg;
-          b.ld = in_plane;
-          b.work = b_work;
-          if (in.size() > 4) {  // one group: input channel k is B's row k
-            const bool per_image = in[4].data && in[4].numel() == batch * C && batch > 1;
-            b.row_scale = in[4].data ? in[4].ptr<float>() + (per_image ? n * C : 0) : nullptr;
-            b.row_shift = in.size() > 5 && in[5].data ? in[5].ptr<float>() : nullptr;
-            b.row_act = input_act_;
-          }
+          kernels::GemmB b(xg, in_plane, b_work);
+          map_input(in, per_image ? n : 0, b);
           kernels::gemm(kt, Mg, out_plane, K, a, b, yg, out_plane, ep);
         } else if (algo == ConvAlgo::Indirect) {
           float* input = b_work;
@@ -277,13 +269,29 @@ class ConvOp : public Op {
     }
   }
 
+  // Whether the input scale (fuse_input_affine) holds one value per
+  // (image, channel): a squeeze-and-excitation scale at batch > 1.
+  static bool per_image_scale(int64_t scale_values, int64_t batch, int64_t C) {
+    return batch > 1 && scale_values == batch * C;
+  }
+
+  // The folded per-channel input map (inputs 4 and 5, _input_act) onto B's
+  // rows (one group: input channel k is B's row k), image n's scale.
+  void map_input(const std::vector<Tensor>& in, int64_t n, kernels::GemmB& b) const {
+    if (in.size() <= 4) return;
+    const int64_t C = in[0].shape[1];
+    b.row_scale = in[4].data ? in[4].ptr<float>() + n * C : nullptr;
+    b.row_shift = in.size() > 5 && in[5].data ? in[5].ptr<float>() : nullptr;
+    b.row_act = input_act_;
+  }
+
   // Small planes (14x14 and below) at batch > 1: one GEMM over every image
   // (N = batch x plane: fuller column panels, and the weights stream once
   // instead of once per image) into `folded`, then each image's rows go to y
   // with the residual and the activation.
   static constexpr int64_t kFoldPlane = 196;
-  bool folds_batch(ConvAlgo algo, const Shape& x, const kernels::Window2D& g, bool per_image_scale) const {
-    return algo == ConvAlgo::Pointwise && group_ == 1 && x[0] > 1 && g.oh * g.ow <= kFoldPlane && !per_image_scale;
+  bool folds_batch(ConvAlgo algo, const Shape& x, const kernels::Window2D& g, bool per_image) const {
+    return algo == ConvAlgo::Pointwise && group_ == 1 && x[0] > 1 && g.oh * g.ow <= kFoldPlane && !per_image;
   }
 
   void pointwise_folded(const std::vector<Tensor>& in, Tensor& y, const float* bias, const Tensor* residual,
@@ -298,11 +306,7 @@ class ConvOp : public Op {
     b.row_cols = plane;    // ... of image n / plane,
     b.row_stride = C * plane;  // an image apart
     b.work = b_work;
-    if (in.size() > 4) {  // a per-channel input map (fuse_input_affine)
-      b.row_scale = in[4].data ? in[4].ptr<float>() : nullptr;
-      b.row_shift = in.size() > 5 && in[5].data ? in[5].ptr<float>() : nullptr;
-      b.row_act = input_act_;
-    }
+    map_input(in, 0, b);  // folded only without a per-image scale
     kernels::Epilogue ep;
     ep.row_bias = bias;
     if (!residual) ep.act = act;  // with a residual the activation follows it, below
@@ -488,7 +492,6 @@ class ConvOp : public Op {
   ConvAlgo last_algo_ = ConvAlgo::Im2col;  // what the last run did, for the profiler
   bool winograd_possible_ = false;  // 3x3, one group, constant weights within the cap, not switched off
   std::array<int64_t, 2> winograd_shape_{};  // M, C of those weights
-  bool winograd_allowed_ = true;
   struct WinogradWeights {
     std::shared_ptr<void> storage;
     const float* a = nullptr;  // packed A panels per transformed point, `stride` floats apart
