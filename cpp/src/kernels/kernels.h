@@ -114,6 +114,10 @@ inline int64_t channel_window_pixels(const Window2D& g) {
   return ((g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1) * ((g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1);
 }
 constexpr int64_t kMaxChannelWindowPixels = 130 * 130;
+// The windows maxpool2d's stride-2 path takes: 2x2 or 3x3, stride 2, no dilation.
+inline bool stride2_pool_window(const Window2D& g) {
+  return g.sh == 2 && g.sw == 2 && g.dh == 1 && g.dw == 1 && g.kh == g.kw && (g.kw == 2 || g.kw == 3);
+}
 
 // Scratch floats one depthwise2d_channels or maxpool2d_channels call needs,
 // at the widest vector (16 lanes): the interleaved padded planes, outputs,

@@ -80,13 +80,12 @@ class PoolOp : public Op {
   }
   // Max pooling without indices runs vectorized across channels (planes of
   // a CNN's pooling layers are too short to fill vectors well: 1.3-3.5x
-  // faster on SqueezeNet's, even on ResNet's 112x112 one).
+  // faster on SqueezeNet's), except where the plane-by-plane kernel wins.
   bool by_channels(const kernels::Window2D& g) const {
     // Past 64x64, 2x2 and 3x3 windows at stride 2 go plane by plane
     // (maxpool2d's stride-2 path): 1.2-1.5x faster on ResNet's and
     // SqueezeNet's first pools (112x112, 111x111), even at 56x56.
-    const bool stride2_plane = g.sh == 2 && g.sw == 2 && g.dh == 1 && g.dw == 1 && g.kh == g.kw &&
-                               (g.kw == 2 || g.kw == 3) && kernels::channel_window_pixels(g) > 64 * 64;
+    const bool stride2_plane = kernels::stride2_pool_window(g) && kernels::channel_window_pixels(g) > 64 * 64;
     return is_max_ && (node_.outputs.size() < 2 || node_.outputs[1] < 0) && !stride2_plane &&
            kernels::channel_window_pixels(g) <= kernels::kMaxChannelWindowPixels;
   }
