@@ -78,13 +78,13 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
   const bool packed = !B.rows && B.ld == 0;
   // ReLU and ReLU6 (Clip) go into the micro-kernel's store with the row
   // bias; other activations and column biases take a pass over the tile.
-  const bool clamp = ep.act.kind == UnaryKind::Relu || ep.act.kind == UnaryKind::Clip;
+  const bool clamp = ep.act.is_clamp();
   const bool store_fuses = !ep.col_bias && (ep.act.is_identity() || clamp);
   GemmStore last;
   if (store_fuses) {
     last.clamp = clamp;
-    last.lo = ep.act.kind == UnaryKind::Relu ? 0.f : ep.act.alpha;
-    last.hi = ep.act.kind == UnaryKind::Relu ? INFINITY : ep.act.beta;
+    last.lo = ep.act.clamp_lo();
+    last.hi = ep.act.clamp_hi();
   }
   // What the store did not do: column bias, residual, row bias (unless the
   // store added it) and the activation.
@@ -130,9 +130,8 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
     return;
   }
   // ReLU and ReLU6 of the B rows' map clamp inline.
-  const bool row_clamp = B.row_act.kind == UnaryKind::Relu || B.row_act.kind == UnaryKind::Clip;
-  const float lo = B.row_act.kind == UnaryKind::Relu ? 0.f : row_clamp ? B.row_act.alpha : -INFINITY;
-  const float hi = B.row_act.kind == UnaryKind::Clip ? B.row_act.beta : INFINITY;
+  const bool row_clamp = B.row_act.is_clamp();
+  const float lo = row_clamp ? B.row_act.clamp_lo() : -INFINITY, hi = row_clamp ? B.row_act.clamp_hi() : INFINITY;
   // Where column n of a B row starts (GemmB::row_cols: groups of row_cols
   // columns, row_stride floats apart).
   auto column_at = [&](int64_t n) { return B.row_cols ? n / B.row_cols * B.row_stride + n % B.row_cols : n; };

@@ -2,6 +2,7 @@
 // Kernels are pure compute on raw pointers and sizes; they know nothing of
 // graphs, and they run on one thread (ops split work across threads).
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 namespace pycnn::kernels {
@@ -16,6 +17,11 @@ struct Activation {
   UnaryKind kind = UnaryKind::Identity;
   float alpha = 0.f, beta = 0.f;
   bool is_identity() const { return kind == UnaryKind::Identity; }
+  // ReLU and ReLU6 (Clip) are a clamp to [clamp_lo(), clamp_hi()], which
+  // kernels fuse into their stores.
+  bool is_clamp() const { return kind == UnaryKind::Relu || kind == UnaryKind::Clip; }
+  float clamp_lo() const { return kind == UnaryKind::Relu ? 0.f : alpha; }
+  float clamp_hi() const { return kind == UnaryKind::Relu ? HUGE_VALF : beta; }
 };
 
 enum class BinaryKind { Add, Sub, Mul, Div, Pow, Max, Min, PRelu };
