@@ -106,9 +106,12 @@ struct KernelTable {
                     int64_t pad_end_h, int64_t pad_end_w);
 };
 
-// Scratch floats of winograd_input / winograd_output for `tiles` tiles (36
-// arrays over tiles covers both tile sizes).
-inline int64_t winograd_tmp_floats(int64_t tiles) { return 36 * ((tiles + 15) / 16 * 16 + 16) + 64; }
+// Scratch of winograd_input / winograd_output for `tiles` tiles: tile-major
+// arrays, a row of winograd_tmp_ld floats per transformed value (36 rows
+// cover both tile sizes), padded past the last tile by a vector (the gather
+// stores whole vectors).
+inline int64_t winograd_tmp_ld(int64_t tiles) { return (tiles + 15) / 16 * 16 + 16; }
+inline int64_t winograd_tmp_floats(int64_t tiles) { return 36 * winograd_tmp_ld(tiles) + 64; }
 // winograd_input reads whole vectors: its padded plane must be readable this
 // many floats past its end.
 constexpr int64_t kWinogradPlaneSlack = 128;
