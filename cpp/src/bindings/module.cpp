@@ -243,7 +243,8 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("gemm",
         [](py::array_t<float, py::array::c_style | py::array::forcecast> a,
-           py::array_t<float, py::array::c_style | py::array::forcecast> b, const std::string& isa, int threads) {
+           py::array_t<float, py::array::c_style | py::array::forcecast> b, const std::string& isa, int threads,
+           bool a_in_place) {
           PYCNN_CHECK(a.ndim() == 2 && b.ndim() == 2 && a.shape(1) == b.shape(0), ErrorCode::InvalidArgument,
                       "gemm needs A (M, K) and B (K, N)");
           const kernels::KernelTable* kt = isa == "scalar" ? &kernels::scalar_table()
@@ -260,11 +261,14 @@ PYBIND11_MODULE(_core, m) {
             py::gil_scoped_release nogil;
             ThreadScope scope(threads);
             auto work = aligned_buffer(kernels::gemm_work_bytes(*kt, M));
-            kernels::gemm_packed(*kt, M, N, K, static_cast<float*>(pa.get()), static_cast<float*>(pb.get()),
-                                 c.mutable_data(), N, kernels::Epilogue{}, static_cast<float*>(work.get()));
+            const kernels::GemmA ga = a_in_place ? kernels::GemmA::row_major(a.data(), K)
+                                                 : kernels::GemmA(static_cast<float*>(pa.get()));
+            kernels::gemm(*kt, M, N, K, ga, kernels::GemmB{static_cast<float*>(pb.get()), 0, static_cast<float*>(work.get())},
+                          c.mutable_data(), N, kernels::Epilogue{});
           }
           return c;
         },
-        py::arg("a"), py::arg("b"), py::arg("isa"), py::arg("threads") = 1,
-        "C = A @ B through the packed SGEMM of one ISA (for tests and benchmarks).");
+        py::arg("a"), py::arg("b"), py::arg("isa"), py::arg("threads") = 1, py::arg("a_in_place") = false,
+        "C = A @ B through the packed SGEMM of one ISA (for tests and benchmarks); a_in_place: A is read "
+        "row-major where it is (GemmA::row_major, weights used once) instead of packed.");
 }

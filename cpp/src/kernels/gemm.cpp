@@ -7,6 +7,10 @@
 
 #include "core/parallel.h"
 
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
+
 namespace pycnn::kernels {
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
@@ -27,11 +31,57 @@ int64_t depthwise_work_floats(const Window2D& g) {
 size_t packed_a_floats(int64_t M, int64_t K, int mr) { return size_t(round_up(M, mr) * K); }
 size_t packed_b_floats(int64_t K, int64_t N, int nr) { return size_t(round_up(N, nr) * K); }
 
+namespace {
+// One panel's slice: rows [0, rows) x columns [0, kc) of a row-major A (row
+// stride lda) written k-major, out[k * mr + r] (rows past `rows` zero).
+void pack_a_slice(const float* A, int64_t lda, int rows, int64_t kc, int mr, float* out) {
+  int r = 0;
+#if defined(__SSE2__)
+  // Four rows by four columns at a time, transposed in registers: 4-5x
+  // faster than element by element (ResNet-50's 2.4M-float 3x3 weights:
+  // 1.4 -> 0.3 ms), which matters when weights are packed per call.
+  for (; r + 4 <= rows; r += 4) {
+    const float* a0 = A + r * lda;
+    const float *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+    int64_t k = 0;
+    for (; k + 4 <= kc; k += 4) {
+      __m128 v0 = _mm_loadu_ps(a0 + k), v1 = _mm_loadu_ps(a1 + k), v2 = _mm_loadu_ps(a2 + k), v3 = _mm_loadu_ps(a3 + k);
+      _MM_TRANSPOSE4_PS(v0, v1, v2, v3);
+      float* o = out + k * mr + r;
+      _mm_storeu_ps(o, v0);
+      _mm_storeu_ps(o + mr, v1);
+      _mm_storeu_ps(o + 2 * mr, v2);
+      _mm_storeu_ps(o + 3 * mr, v3);
+    }
+    for (; k < kc; ++k) {
+      float* o = out + k * mr + r;
+      o[0] = a0[k];
+      o[1] = a1[k];
+      o[2] = a2[k];
+      o[3] = a3[k];
+    }
+  }
+#endif
+  for (; r < rows; ++r)
+    for (int64_t k = 0; k < kc; ++k) out[k * mr + r] = A[r * lda + k];
+  for (int64_t k = 0; k < kc; ++k)
+    for (int z = rows; z < mr; ++z) out[k * mr + z] = 0.f;
+}
+
+}  // namespace
+
 void pack_a(const float* A, int64_t rs, int64_t cs, int64_t M, int64_t K, int mr, float* out) {
+  constexpr int64_t kChunk = 256;  // columns per pass: the panel's slice stays in L1
   for (int64_t p = 0; p < M; p += mr) {
-    const int64_t rows = std::min<int64_t>(mr, M - p);
+    const int rows = int(std::min<int64_t>(mr, M - p));
+    float* panel = out + p * K;
+    if (cs == 1) {
+      for (int64_t k0 = 0; k0 < K; k0 += kChunk)
+        pack_a_slice(A + p * rs + k0, rs, rows, std::min(kChunk, K - k0), mr, panel + k0 * mr);
+      continue;
+    }
     for (int64_t k = 0; k < K; ++k) {
-      float* o = out + (p * K) + k * mr;
+      float* o = panel + k * mr;
       for (int64_t r = 0; r < rows; ++r) o[r] = A[(p + r) * rs + k * cs];
       for (int64_t r = rows; r < mr; ++r) o[r] = 0.f;
     }
@@ -71,7 +121,7 @@ size_t gemm_work_bytes(const KernelTable& kt, int64_t M) {
   return gemm_work_floats(kt, M) * size_t(current_num_threads()) * sizeof(float);
 }
 
-void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* Ap, const GemmB& B, float* C,
+void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const GemmA& A, const GemmB& B, float* C,
           int64_t ldc, const Epilogue& ep) {
   const int mr = kt.gemm_mr, nr = kt.gemm_nr;
   const int64_t mp = (M + mr - 1) / mr, np = (N + nr - 1) / nr;
@@ -110,7 +160,7 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
   };
   // One column (a 1x1 map): a matrix-vector product, not panels of nr
   // columns holding one (SE convolutions: 8 -> 2.5 us).
-  if (N == 1 && !B.rows && K <= kKC * kNCPanels * nr) {
+  if (N == 1 && !B.rows && A.packed && K <= kKC * kNCPanels * nr) {
     float* x = B.work;  // column 0 of B, mapped
     float* y = B.work + round_up(kKC * kNCPanels * nr, 16);  // gemm_work_floats leaves M floats here
     const int64_t stride = B.ld ? B.ld : nr;  // in place, or panel 0 of packed B
@@ -120,7 +170,7 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
       x[k] = B.maps_rows() ? v * s + t : v;
     }
     if (!B.row_act.is_identity()) kt.unary(B.row_act, x, x, K);
-    kt.gemv(M, K, Ap, x, y);
+    kt.gemv(M, K, A.packed, x, y);
     for (int64_t m = 0; m < M; ++m) {
       y[m] += (ep.row_bias ? ep.row_bias[m] : 0.f) + (ep.col_bias ? ep.col_bias[0] : 0.f);
       if (ep.residual) y[m] += ep.residual[m * ep.residual_ld];
@@ -186,10 +236,11 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* A
         if (!packed) pack_block(k0, kc, nc, nc_end, work);
         for (int64_t pm = m_lo; pm < m_hi; ++pm) {
           const int64_t m0 = pm * mr, rows = std::min<int64_t>(mr, M - m0);
-          const float* a = Ap + m0 * K + k0 * mr;
+          const float* a = A.packed ? A.packed + m0 * K + k0 * mr : A.data + m0 * A.ld + k0;
           GemmStore st = final_block && store_fuses ? last : GemmStore{};
           st.accumulate = k0 > 0;
-          st.next_a = pm + 1 < m_hi ? a + mr * K : nullptr;
+          st.a_ld = A.packed ? 0 : A.ld;
+          if (pm + 1 < m_hi) st.next_a = A.packed ? a + mr * K : a + mr * A.ld;
           if (final_block && store_fuses && ep.row_bias) st.row_bias = ep.row_bias + m0;
           for (int64_t pn = nc; pn < nc_end; ++pn) {
             const int64_t n0 = pn * nr, cols = std::min<int64_t>(nr, N - n0);

@@ -22,6 +22,24 @@ size_t packed_b_floats(int64_t K, int64_t N, int nr);
 
 // A(m, k) = A[m * rs + k * cs]; missing rows are zero-filled.
 void pack_a(const float* A, int64_t rs, int64_t cs, int64_t M, int64_t K, int mr, float* out);
+// The A operand (weights): packed panels (pack_a: weights packed once at
+// session creation), or a row-major M x K matrix (row stride ld) that gemm
+// packs slice by slice into L1 right before each use: for weights used once
+// (pycnn.functional, weights fed at run time) that reads them from memory
+// once and writes no packed copy.
+struct GemmA {
+  GemmA(const float* packed_panels) : packed(packed_panels) {}  // NOLINT: packed is the usual case
+  static GemmA row_major(const float* a, int64_t ld) {
+    GemmA g(nullptr);
+    g.data = a;
+    g.ld = ld;
+    return g;
+  }
+  const float* packed = nullptr;
+  const float* data = nullptr;
+  int64_t ld = 0;
+};
+
 // B(k, n) = B[k * rs + n * cs]; missing columns are zero-filled. Panels
 // [p0, p1) only, so callers can pack in parallel.
 void pack_b(const float* B, int64_t rs, int64_t cs, int64_t K, int64_t N, int nr, float* out,
@@ -70,7 +88,7 @@ size_t gemm_work_floats(const KernelTable& kt, int64_t M);
 // (GotoBLAS order): B in blocks of kKC rows x kNC columns, packed into L2,
 // against every A panel's matching kKC slice. Threads split N when it is
 // wide, M otherwise.
-void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* Ap, const GemmB& B, float* C,
+void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const GemmA& A, const GemmB& B, float* C,
           int64_t ldc, const Epilogue& ep);
 inline void gemm_packed(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const float* Ap, const float* Bp,
                         float* C, int64_t ldc, const Epilogue& ep, float* work) {

@@ -40,6 +40,10 @@ struct Window2D {
 // to [lo, hi].
 struct GemmStore {
   bool accumulate = false;
+  // 0: A is a packed panel (k-major). Otherwise A is `rows` rows of
+  // row-major weights this many floats apart, read in place: nothing to
+  // pack when weights serve one call.
+  int64_t a_ld = 0;
   const float* row_bias = nullptr;
   const float* residual = nullptr;  // added after the bias: rows of residual_ld floats, like C's tile
   int64_t residual_ld = 0;

@@ -46,11 +46,16 @@ class ConvOp : public Op {
     input_act_ = fused_activation(c.attrs(), "_input");
     const bool winograd_allowed = c.attrs().get_int("_winograd", 1) != 0;
     if (const Tensor* w = c.constant(1)) {
-      prepack(*w);
+      // _weights_once (pycnn.functional): the weights serve one call and
+      // outlive it, so nothing is packed up front: the GEMM reads them in
+      // place (GemmA::row_major) and Winograd transforms them at run time.
+      if (c.attrs().get_int("_weights_once", 0) && w->dtype == DType::f32) weights_once_ = *w;
+      else prepack(*w);
       // Winograd transforms the weights at the first plan that uses it, from
       // the packed copy (3x3, one group, within its weight-size cap).
       winograd_possible_ = winograd_allowed && w->rank() == 4 && w->shape[2] == 3 && w->shape[3] == 3 &&
-                           group_ == 1 && !packed_w_.empty() && kernels::Winograd::may_apply(w->shape[0], w->shape[1]);
+                           group_ == 1 && (!packed_w_.empty() || weights_once_.data) &&
+                           kernels::Winograd::may_apply(w->shape[0], w->shape[1]);
       if (winograd_possible_) winograd_shape_ = {w->shape[0], w->shape[1]};
     }
   }
@@ -116,17 +121,18 @@ class ConvOp : public Op {
     int64_t floats = 0;
     if (algo == ConvAlgo::Winograd4 || algo == ConvAlgo::Winograd2) {
       const kernels::Winograd wg(g, x[0], winograd_tile(algo));
-      ensure_winograd_weights(wg.tile);
+      if (!weights_once_.data) ensure_winograd_weights(wg.tile);
       const int64_t per_thread = cacheline_floats(wg.plane_floats()) +
                                  cacheline_floats(kernels::winograd_tmp_floats(wg.rows_per_block * wg.tw)) +
                                  int64_t(kernels::gemm_work_floats(*kt_, Mg));
       floats = cacheline_floats(wg.v_floats(Cg)) + cacheline_floats(wg.v_floats(Mg)) + per_thread * threads;
+      // Weights used once are transformed into scratch at run time.
+      if (weights_once_.data) floats += cacheline_floats(int64_t(winograd_point_floats() * kernels::Winograd::points(wg.tile)));
     } else {
       floats = b_work_floats(algo, g, Cg, Mg, K);
       const bool per_image = in.size() > 4 && in[4].present && per_image_scale(shape_numel(in[4].shape), x[0], x[1]);
       if (folds_batch(algo, x, g, per_image)) floats = cacheline_floats(floats) + Mg * x[0] * g.oh * g.ow;
     }
-    if (packed_w_.empty()) floats += int64_t(kernels::packed_a_floats(Mg, K, kt_->gemm_mr)) * group_;
     // A residual that broadcasts (rare): the convolution goes to scratch first.
     if (in.size() > 3 && in[3].present && in[3].shape != conv_shape(x, g, w)) floats = cacheline_floats(floats) + shape_numel(conv_shape(x, g, w));
     return size_t(cacheline_floats(floats)) * sizeof(float) + 64;
@@ -214,23 +220,21 @@ class ConvOp : public Op {
       return;
     }
     const int64_t Cg = C / group_, Mg = M / group_, K = Cg * g.kh * g.kw;
-    // Scratch: [B operand work][packed weights when W is fed at run time].
+    // Scratch: [B operand work][the folded GEMM's output].
     const kernels::IndirectConv ic(g);
     float* b_work = work;
     const int64_t b_floats = b_work_floats(algo, g, Cg, Mg, K);
     const bool per_image = in.size() > 4 && in[4].data && per_image_scale(in[4].numel(), batch, C);
     const bool fold = folds_batch(algo, x.shape, g, per_image);
     float* folded = work + cacheline_floats(b_floats);  // the folded GEMM's output, M x (batch x plane)
-    const float* packed_w = packed_w_.data();
+    // Weights fed at run time (or used once, by pycnn.functional): the GEMM reads them in place.
     const size_t a_stride = kernels::packed_a_floats(Mg, K, kt.gemm_mr);
-    if (packed_w_.empty()) {  // weights fed at run time: pack them into scratch
-      float* pw = folded + (fold ? cacheline_floats(Mg * batch * out_plane) : 0);
-      for (int64_t gi = 0; gi < group_; ++gi)
-        kernels::pack_a(w.ptr<float>() + gi * Mg * K, K, 1, Mg, K, kt.gemm_mr, pw + gi * a_stride);
-      packed_w = pw;
-    }
+    auto weights_of = [&](int64_t gi) {
+      return packed_w_.empty() ? kernels::GemmA::row_major(w.ptr<float>() + gi * Mg * K, K)
+                               : kernels::GemmA(packed_w_.data() + gi * a_stride);
+    };
     if (fold) {
-      pointwise_folded(in, y, bias, residual, act, packed_w, b_work, folded, batch * out_plane);
+      pointwise_folded(in, y, bias, residual, act, weights_of(0), b_work, folded, batch * out_plane);
       return;
     }
     for (int64_t n = 0; n < batch; ++n) {
@@ -243,7 +247,7 @@ class ConvOp : public Op {
         const float* res = residual ? residual->ptr<float>() + (n * M + gi * Mg) * out_plane : nullptr;
         ep.residual = res;
         ep.residual_ld = out_plane;
-        const float* a = packed_w + gi * a_stride;
+        const kernels::GemmA a = weights_of(gi);
         if (algo == ConvAlgo::Pointwise) {
           kernels::GemmB b(xg, in_plane, b_work);
           map_input(in, per_image ? n : 0, b);
@@ -295,7 +299,7 @@ class ConvOp : public Op {
   }
 
   void pointwise_folded(const std::vector<Tensor>& in, Tensor& y, const float* bias, const Tensor* residual,
-                        const kernels::Activation& act, const float* packed_w, float* b_work, float* folded,
+                        const kernels::Activation& act, const kernels::GemmA& weights, float* b_work, float* folded,
                         int64_t columns) {
     const KernelTable& kt = *kt_;
     const Tensor& x = in[0];
@@ -310,7 +314,7 @@ class ConvOp : public Op {
     kernels::Epilogue ep;
     ep.row_bias = bias;
     if (!residual) ep.act = act;  // with a residual the activation follows it, below
-    kernels::gemm(kt, M, columns, C, packed_w, b, folded, columns, ep);
+    kernels::gemm(kt, M, columns, C, weights, b, folded, columns, ep);
     float* yp = y.ptr<float>();
     parallel_for(columns / plane * M, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {  // i: (image, output channel)
@@ -347,6 +351,10 @@ class ConvOp : public Op {
   }
 
   static int winograd_tile(ConvAlgo a) { return a == ConvAlgo::Winograd4 ? 4 : 2; }
+  // Packed floats of one transformed point's M x C weights.
+  size_t winograd_point_floats() const {
+    return kernels::packed_a_floats(winograd_shape_[0], winograd_shape_[1], kt_->gemm_mr);
+  }
 
   // Transformed, packed weights for Winograd F(tile, 3): made at the first
   // plan that uses them (plans are made under the session's lock), kept for
@@ -361,13 +369,10 @@ class ConvOp : public Op {
     std::vector<float> w(size_t(M * K));
     for (int64_t m = 0; m < M; ++m)
       for (int64_t k = 0; k < K; ++k) w[size_t(m * K + k)] = packed_w_.ptr[(m / mr * mr) * K + k * mr + m % mr];
-    std::vector<float> u(size_t(points * M * C));
-    kernels::Winograd::transform_weights(tile, w.data(), M, C, u.data());
-    const size_t per_point = kernels::packed_a_floats(M, C, kt_->gemm_mr);
-    ww.storage = aligned_buffer(points * per_point * sizeof(float), false);  // pack_a writes it all
+    const size_t per_point = winograd_point_floats();
+    ww.storage = aligned_buffer(points * per_point * sizeof(float), false);  // transform_weights writes it all
     float* p = static_cast<float*>(ww.storage.get());
-    for (int64_t xi = 0; xi < points; ++xi)
-      kernels::pack_a(u.data() + size_t(xi) * M * C, C, 1, M, C, kt_->gemm_mr, p + xi * per_point);
+    kernels::Winograd::transform_weights(tile, w.data(), M, C, int(mr), p, per_point);
     ww.a = p;
     ww.stride = per_point;
   }
@@ -380,7 +385,8 @@ class ConvOp : public Op {
     const KernelTable& kt = *kt_;
     const int64_t batch = x.shape[0], C = x.shape[1], M = y.shape[1];
     const kernels::Winograd wg(g, batch, tile);
-    const WinogradWeights& ww = winograd_weights_[tile == 4];
+    const float* wa = winograd_weights_[tile == 4].a;  // packed A panels per point, wa_stride floats apart
+    size_t wa_stride = winograd_weights_[tile == 4].stride;
     const int64_t ld = wg.block_ld;
     float* v = work;
     float* mo = v + cacheline_floats(wg.v_floats(C));
@@ -388,6 +394,17 @@ class ConvOp : public Op {
     const int64_t plane_floats = cacheline_floats(wg.plane_floats());
     const int64_t tmp_floats = cacheline_floats(kernels::winograd_tmp_floats(wg.rows_per_block * wg.tw));
     const int64_t per_thread = plane_floats + tmp_floats + int64_t(kernels::gemm_work_floats(kt, M));
+    if (weights_once_.data) {  // after the per-thread areas (scratch_bytes)
+      float* u = per_thread_base + per_thread * current_num_threads();
+      const int64_t mr = kt.gemm_mr, panels = (M + mr - 1) / mr;
+      wa = u;
+      wa_stride = winograd_point_floats();
+      parallel_for(panels, [&](int64_t p0, int64_t p1) {
+        const int64_t m0 = p0 * mr, m1 = std::min(M, p1 * mr);
+        kernels::Winograd::transform_weights(tile, weights_once_.ptr<float>() + m0 * C * 9, m1 - m0, C, int(mr),
+                                             u + m0 * C, wa_stride);
+      });
+    }
     const int64_t in_plane = g.ih * g.iw, out_plane = g.oh * g.ow;
     for (int64_t r0 = 0; r0 < wg.tile_rows(); r0 += wg.rows_per_block) {
       const int64_t r1 = std::min(wg.tile_rows(), r0 + wg.rows_per_block), tiles = (r1 - r0) * wg.tw;
@@ -409,7 +426,7 @@ class ConvOp : public Op {
         ThreadScope one(1);
         float* gemm_work = per_thread_base + t * per_thread + plane_floats + tmp_floats;
         for (int64_t xi = b; xi < e; ++xi)
-          kernels::gemm(kt, M, tiles, C, ww.a + xi * ww.stride, kernels::GemmB{v + xi * C * ld, ld, gemm_work},
+          kernels::gemm(kt, M, tiles, C, wa + xi * wa_stride, kernels::GemmB{v + xi * C * ld, ld, gemm_work},
                         mo + xi * M * ld, ld, kernels::Epilogue{});
       });
       // 3. Outputs per (segment, output channel), then the residual and the activation.
@@ -489,6 +506,7 @@ class ConvOp : public Op {
   bool has_input_map_ = false;
   std::shared_ptr<void> storage_;
   Span packed_w_;
+  Tensor weights_once_;  // _weights_once: a view of the constant weights
   ConvAlgo last_algo_ = ConvAlgo::Im2col;  // what the last run did, for the profiler
   bool winograd_possible_ = false;  // 3x3, one group, constant weights within the cap, not switched off
   std::array<int64_t, 2> winograd_shape_{};  // M, C of those weights
