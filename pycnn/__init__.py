@@ -27,7 +27,16 @@ __version__ = "0.1.0"
 
 active_isa = _core.active_isa
 available_isas = _core.available_isas
-set_isa = _core.set_isa
+
+
+def set_isa(name: str) -> None:
+    """Forces a kernel path ("avx512", "avx2", "scalar") for sessions created
+    afterwards and for pycnn.functional calls."""
+    from . import _functional
+    _core.set_isa(name)
+    _functional.set_isa(name)
+
+
 default_num_threads = _core.default_num_threads
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import onnx
@@ -206,3 +207,40 @@ def build_graph(model: onnx.ModelProto, release_initializers: bool = False):
         graph.add_output(vi.name)
         outputs.append(TensorSpec(vi.name, _shape(vi.type), _type_string(vi.type)))
     return graph, inputs, outputs
+
+
+class LayerOutline(NamedTuple):
+    """One node of a model as the receptive-field analysis sees it: its
+    edges, and for windowed ops (Conv, ConvTranspose, pools) the window."""
+    name: str
+    op_type: str
+    inputs: tuple
+    outputs: tuple
+    kernel: tuple = ()
+    strides: tuple = ()
+    dilations: tuple = ()
+
+
+_WINDOWED = ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool")
+
+
+def layer_outline(model: onnx.ModelProto) -> tuple[tuple, list]:
+    """(data input names, [LayerOutline per node in graph order]) of a model:
+    shapes and attributes only, no weights (cheap enough to keep per session)."""
+    g = model.graph
+    weight_dims = {t.name: tuple(t.dims) for t in g.initializer}
+    data_inputs = tuple(i.name for i in g.input if i.name not in weight_dims)
+    nodes = []
+    for i, n in enumerate(g.node):
+        name = n.name or f"{n.op_type}_{i}"
+        if n.op_type not in _WINDOWED:
+            nodes.append(LayerOutline(name, n.op_type, tuple(n.input), tuple(n.output)))
+            continue
+        a = {x.name: onnx.helper.get_attribute_value(x) for x in n.attribute}
+        kernel = tuple(a.get("kernel_shape", ()))
+        if not kernel and len(n.input) > 1 and n.input[1] in weight_dims:
+            kernel = weight_dims[n.input[1]][2:]
+        r = len(kernel)
+        nodes.append(LayerOutline(name, n.op_type, tuple(n.input), tuple(n.output), kernel,
+                                  tuple(a.get("strides", (1,) * r)), tuple(a.get("dilations", (1,) * r))))
+    return data_inputs, nodes

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _core
 from .errors import InvalidArgumentError
-from .onnx_import import build_graph, load_model
+from .onnx_import import build_graph, layer_outline, load_model
 
 _CPU_PROVIDERS = ("CPUExecutionProvider", "PycnnExecutionProvider")
 
@@ -89,6 +89,7 @@ class InferenceSession:
         # bytes once copied into the graph: the peak memory of loading stays
         # near one copy of the weights. A caller's ModelProto is left intact.
         owned = model is not path_or_bytes
+        self._outline = layer_outline(model)  # for pycnn.functional.receptive_field
         graph, self._inputs, self._outputs = build_graph(model, release_initializers=owned)
         del model
         self._options = options

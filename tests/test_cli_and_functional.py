@@ -1,13 +1,11 @@
-"""The command line (demo, info, run) and the functional layer."""
+"""The command line (demo, info, run). pycnn.functional: test_functional.py."""
 import subprocess
 import sys
 
 import numpy as np
 import onnx
-import pytest
 
 import pycnn
-import pycnn.functional as F
 from pycnn import zoo
 from pycnn.cli import main
 
@@ -54,32 +52,3 @@ def test_console_script_module_entry(tmp_path):
     done = subprocess.run([sys.executable, "-m", "pycnn", "--version"], capture_output=True, text=True, timeout=60,
                           cwd=tmp_path)
     assert done.returncode == 0 and "pycnn" in done.stdout
-
-
-def _reference(name, x):
-    if name == "relu":
-        return np.maximum(x, 0)
-    if name == "relu6":
-        return np.clip(x, 0, 6)
-    if name == "leaky_relu":
-        return np.where(x >= 0, x, 0.01 * x)
-    if name == "sigmoid":
-        return 1 / (1 + np.exp(-x))
-    if name == "silu":
-        return x / (1 + np.exp(-x))
-    if name == "hardswish":
-        return x * np.clip(x / 6 + 0.5, 0, 1)
-    if name == "tanh":
-        return np.tanh(x)
-    if name == "elu":
-        return np.where(x > 0, x, np.exp(x) - 1)
-    raise KeyError(name)
-
-
-@pytest.mark.parametrize("name", ["relu", "relu6", "leaky_relu", "sigmoid", "silu", "hardswish", "tanh", "elu"])
-@pytest.mark.parametrize("shape", [(1,), (3, 7), (2, 17, 5, 5), (100001,)])
-def test_functional_activations_match_numpy(name, shape):
-    x = (np.random.default_rng(len(shape)).standard_normal(shape) * 4).astype(np.float32)
-    got = getattr(F, name)(x)
-    assert got.shape == x.shape and got.dtype == np.float32
-    np.testing.assert_allclose(got, _reference(name, x.astype(np.float64)), rtol=1e-5, atol=1e-6)
