@@ -12,8 +12,10 @@ weights were new), the session, torch; `f/sess` and `1/sess` are the ratios.
 
     python bench/bench_functional.py --runs 20 --threads 1 --json out.json
 
-Method: each layer's callables take turns (A B C, A B C, ...) after warm-up,
-as in bench_models.py (pycnn.benchmark.time_interleaved); medians in ms.
+Method: per layer, three passes in which two callables take turns (A B A
+B ...) after warm-up (pycnn.benchmark.time_interleaved, no pause between
+turns): functional and session; torch and session; one-shot and session.
+Medians in ms; each ratio divides by the session's median of its own pass.
 """
 from __future__ import annotations
 
@@ -82,7 +84,7 @@ def bench_layer(layer: dict, threads: int, runs: int, warmup: int, rng) -> dict:
     def session(v):
         return sess.run(None, {"x": v})[0]
 
-    runners = {"functional": functional, "session": session}
+    passes = {"cached": {"functional": functional, "session": session}}
     try:
         import torch
         torch.set_num_threads(threads)
@@ -92,11 +94,17 @@ def bench_layer(layer: dict, threads: int, runs: int, warmup: int, rng) -> dict:
             with torch.no_grad():
                 return torch.nn.functional.conv2d(torch.from_numpy(v), tw, tb, stride=layer["stride"],
                                                   padding=(p[0], p[1]), groups=layer["group"]).numpy()
-        runners["torch"] = torch_conv
+        passes["torch"] = {"torch": torch_conv, "session": session}
     except ImportError:
         pass
+    # Each pass interleaves its engines; torch gets its own, since its
+    # thread pool keeps spinning after a call and would slow the next one.
     F.set_weight_cache_limit(DEFAULT_CACHE)
-    times, outputs, errors = benchmark.time_interleaved(runners, x, runs, warmup)
+    times, outputs, errors = benchmark.time_interleaved(passes["cached"], x, runs, warmup)
+    if "torch" in passes:
+        torch_times, _, torch_errors = benchmark.time_interleaved(passes["torch"], x, runs, warmup)
+        times["torch"] = torch_times.get("torch", [])
+        errors.update({k: v for k, v in torch_errors.items() if k == "torch"})
     F.set_weight_cache_limit(0)
     once_times, once_outputs, once_errors = benchmark.time_interleaved({"one-shot": functional, "session": session},
                                                                        x, runs, warmup)
@@ -119,7 +127,9 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--json", help="write the rows here")
     args = p.parse_args(argv)
-    benchmark.GAP_S = 0.0  # single layers: no idle pause between turns
+    # No pause between turns: a layer takes about a millisecond, and after
+    # a pause every parallel region would wake sleeping threads.
+    benchmark.GAP_S = 0.0
     F.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     rows = []

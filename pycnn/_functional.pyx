@@ -8,7 +8,6 @@ from libcpp.string cimport string
 from libcpp.vector cimport vector
 from libcpp.memory cimport unique_ptr
 from libc.stdint cimport int64_t
-from libc.string cimport memcmp
 import numpy as np
 
 cdef extern from "bindings/functional_errors.h" namespace "pycnn::bindings":
@@ -33,6 +32,7 @@ cdef extern from "pycnn/functional.h" namespace "pycnn::functional" nogil:
         void run(const vector[void*]& outputs, int threads) except +raise_functional_error
         string algorithm()
     void c_release_scratch "pycnn::functional::release_scratch"()
+    bint c_same_bytes "pycnn::functional::same_bytes"(const void* a, const void* b, size_t n, int threads)
 
 cdef extern from "pycnn/session.h" namespace "pycnn":
     void c_set_isa "pycnn::set_isa"(const string& name) except +raise_functional_error
@@ -158,8 +158,8 @@ def run_op(str op_type, str name, list inputs, list constant, dict attrs, int ou
     return prepared.run([a for a, c in zip(inputs, constant) if a is not None and not c], threads)
 
 
-def same_bytes(a, b):
-    """Whether two C-contiguous arrays hold the same bytes (memcmp; no temporaries)."""
+def same_bytes(a, b, int threads=1):
+    """Whether two C-contiguous arrays hold the same bytes (memcmp over `threads` threads; no temporaries)."""
     if a.dtype != b.dtype or a.shape != b.shape:
         return False
     cdef const unsigned char[::1] x = a.reshape(-1).view(np.uint8)
@@ -167,10 +167,10 @@ def same_bytes(a, b):
     cdef size_t n = x.shape[0]
     if n == 0:
         return True
-    cdef int r
+    cdef bint same
     with nogil:
-        r = memcmp(&x[0], &y[0], n)
-    return r == 0
+        same = c_same_bytes(&x[0], &y[0], n, threads)
+    return same
 
 
 def release_scratch():

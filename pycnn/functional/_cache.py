@@ -44,8 +44,8 @@ def _key(op_type: str, attrs: dict, constants: list) -> tuple:
         None if a is None else (a.ctypes.data, a.shape) for a in constants)
 
 
-def _matches(entry: _Entry, constants: list) -> bool:
-    return all((a is None) == (c is None) and (a is None or _functional.same_bytes(a, c))
+def _matches(entry: _Entry, constants: list, threads: int) -> bool:
+    return all((a is None) == (c is None) and (a is None or _functional.same_bytes(a, c, threads))
                for a, c in zip(constants, entry.copies))
 
 
@@ -79,7 +79,7 @@ def run_conv(op_type: str, fn: str, x, constants: list, attrs: dict, threads: in
     with _lock:
         entry = _entries.get(key)
         if entry is not None:
-            if _matches(entry, constants):
+            if _matches(entry, constants, threads):
                 _entries.move_to_end(key)
             else:
                 del _entries[key]

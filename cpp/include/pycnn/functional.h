@@ -61,6 +61,10 @@ class OpCall {
   std::unique_ptr<Impl> impl_;
 };
 
+// Whether n bytes at a and b are equal (memcmp in chunks over `threads`
+// threads: checking cached weights must not cost a single-threaded pass).
+bool same_bytes(const void* a, const void* b, size_t n, int threads);
+
 // OpCall::run keeps its scratch memory for the next call on the same thread;
 // this frees the calling thread's.
 void release_scratch();

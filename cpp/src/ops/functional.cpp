@@ -1,5 +1,8 @@
 #include "pycnn/functional.h"
 
+#include <algorithm>
+#include <atomic>
+#include <cstring>
 #include <map>
 
 #include "core/parallel.h"
@@ -156,6 +159,20 @@ void OpCall::run(const std::vector<void*>& outputs, int threads) {
   for (size_t i = 0; i < outputs.size(); ++i) out.emplace_back(m.out_infos[i].dtype, m.out_infos[i].shape, outputs[i]);
   ThreadScope scope(threads);
   m.op->run(m.inputs, out, scratch_of(m.op->scratch_bytes(m.in_infos)));
+}
+
+bool same_bytes(const void* a, const void* b, size_t n, int threads) {
+  constexpr size_t kChunk = size_t(1) << 18;  // per task: enough to hide the fork, 256 KB
+  const int64_t chunks = int64_t((n + kChunk - 1) / kChunk);
+  std::atomic<bool> differ{false};
+  ThreadScope scope(threads);
+  parallel_for(chunks, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1 && !differ.load(std::memory_order_relaxed); ++c) {
+      const size_t at = size_t(c) * kChunk, len = std::min(kChunk, n - at);
+      if (std::memcmp(static_cast<const char*>(a) + at, static_cast<const char*>(b) + at, len) != 0) differ = true;
+    }
+  });
+  return !differ;
 }
 
 std::string OpCall::algorithm() const { return impl_->op ? impl_->op->algorithm() : ""; }
