@@ -8,7 +8,9 @@ Arrays are NCHW (NCL in 1-D; the batch dim may be left out, as torch
 allows). Inputs are computed in float32: bool, integer and float16/64 arrays
 are converted, complex and object arrays are refused with a TypeError; every
 result is a new float32 array. Bad arguments raise InvalidArgumentError (a
-ValueError) naming the function, the argument and the values.
+ValueError) naming the function, the argument and the values. NaN inputs
+follow the session's kernels (as ONNX Runtime's): relu, relu6 and the max
+pools may turn a NaN into a number where torch propagates it.
 
 - convolution: conv1d, conv2d, conv_transpose1d, conv_transpose2d
 - pooling: max_pool1d, max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool2d,
