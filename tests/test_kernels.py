@@ -401,21 +401,24 @@ def test_references_match_naive_loops():
 # =============================================================================
 
 GEMM_SHAPES = [(1, 1, 1), (3, 7, 17), (33, 65, 129), (100, 257, 31), (12, 32, 1), (13, 33, 300), (6, 16, 16),
-               (24, 5, 64), (7, 0, 5), (25, 600, 49), (11, 513, 40)]
+               (24, 5, 64), (7, 0, 5), (25, 600, 49), (11, 513, 40), (16, 300, 600), (40, 70, 1000), (200, 20, 250)]
 
 
 # a_in_place: A read row-major where it is (weights used once, pycnn.functional)
-# instead of packed panels; M not a multiple of any ISA's panel height, K past
-# one k block (256) and odd.
-@pytest.mark.parametrize("a_in_place", [False, True], ids=["packed", "in-place"])
+# instead of packed panels; b_in_place: B a row-major matrix, packed per block
+# or (small M, narrow N: reads_b_in_place) read in place but for a partial
+# last panel. M not a multiple of any ISA's panel height, K past one k block
+# (256) and odd, N past one column block (256) with a partial last panel.
+@pytest.mark.parametrize("b_in_place", [False, True], ids=["b-packed", "b-in-place"])
+@pytest.mark.parametrize("a_in_place", [False, True], ids=["a-packed", "a-in-place"])
 @pytest.mark.parametrize("mkn", GEMM_SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("threads_", [1, 2], ids=lambda t: f"t{t}")
 @pytest.mark.parametrize("isa_name", pycnn.available_isas())
-def test_core_gemm(isa_name, threads_, mkn, a_in_place):
+def test_core_gemm(isa_name, threads_, mkn, a_in_place, b_in_place):
     m, k, n = mkn
     r = rng_for("gemm", mkn)
     a, b = f32(r.standard_normal((m, k))), f32(r.standard_normal((k, n)))
-    c = pycnn._core.gemm(a, b, isa_name, threads_, a_in_place)
+    c = pycnn._core.gemm(a, b, isa_name, threads_, a_in_place, b_in_place)
     assert_close(c, matmul_ref(a, b))
 
 

@@ -244,7 +244,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("gemm",
         [](py::array_t<float, py::array::c_style | py::array::forcecast> a,
            py::array_t<float, py::array::c_style | py::array::forcecast> b, const std::string& isa, int threads,
-           bool a_in_place) {
+           bool a_in_place, bool b_in_place) {
           PYCNN_CHECK(a.ndim() == 2 && b.ndim() == 2 && a.shape(1) == b.shape(0), ErrorCode::InvalidArgument,
                       "gemm needs A (M, K) and B (K, N)");
           const kernels::KernelTable* kt = isa == "scalar" ? &kernels::scalar_table()
@@ -263,12 +263,15 @@ PYBIND11_MODULE(_core, m) {
             auto work = aligned_buffer(kernels::gemm_work_bytes(*kt, M));
             const kernels::GemmA ga = a_in_place ? kernels::GemmA::row_major(a.data(), K)
                                                  : kernels::GemmA(static_cast<float*>(pa.get()));
-            kernels::gemm(*kt, M, N, K, ga, kernels::GemmB{static_cast<float*>(pb.get()), 0, static_cast<float*>(work.get())},
-                          c.mutable_data(), N, kernels::Epilogue{});
+            const kernels::GemmB gb = b_in_place ? kernels::GemmB{b.data(), N, static_cast<float*>(work.get())}
+                                                 : kernels::GemmB{static_cast<float*>(pb.get()), 0, static_cast<float*>(work.get())};
+            kernels::gemm(*kt, M, N, K, ga, gb, c.mutable_data(), N, kernels::Epilogue{});
           }
           return c;
         },
         py::arg("a"), py::arg("b"), py::arg("isa"), py::arg("threads") = 1, py::arg("a_in_place") = false,
+        py::arg("b_in_place") = false,
         "C = A @ B through the packed SGEMM of one ISA (for tests and benchmarks); a_in_place: A is read "
-        "row-major where it is (GemmA::row_major, weights used once) instead of packed.");
+        "row-major where it is (GemmA::row_major, weights used once) instead of packed; b_in_place: B is a "
+        "row-major matrix the GEMM packs block by block or, for shapes where that pays, reads in place.");
 }

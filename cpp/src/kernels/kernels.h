@@ -44,6 +44,10 @@ struct GemmStore {
   // row-major weights this many floats apart, read in place: nothing to
   // pack when weights serve one call.
   int64_t a_ld = 0;
+  // 0: B is a packed panel (NR floats a step). Otherwise B's rows are this
+  // many floats apart, read in place (a small-M GEMM: packing B would cost
+  // as much as the few rows that use it).
+  int64_t b_ld = 0;
   const float* row_bias = nullptr;
   const float* residual = nullptr;  // added after the bias: rows of residual_ld floats, like C's tile
   int64_t residual_ld = 0;
