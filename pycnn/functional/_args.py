@@ -79,8 +79,8 @@ def pads(padding, n: int, fn: str) -> list[tuple[int, int]]:
     try:
         sym = ints(padding, n, fn, "padding", 0)
     except InvalidArgumentError:
-        raise bad(fn, f"padding must be 'valid', 'same', an int, {n} ints or {n} (begin, end) pairs, "
-                      f"got {padding!r}") from None
+        forms = "(p,) or ((begin, end),)" if n == 1 else "(pH, pW) or ((top, bottom), (left, right))"
+        raise bad(fn, f"padding must be 'valid', 'same', an int, {forms}; got {padding!r}") from None
     return [(p, p) for p in sym]
 
 
