@@ -65,6 +65,29 @@ void BM_sgemm(benchmark::State& state) {
   report(state, 2.0 * double(M * N * K));
 }
 
+// SGEMM on a row-major B (a 1x1 convolution's input) and, with range(3) = 1,
+// a row-major A (weights used once: pycnn.functional): the GEMM packs B per
+// block, or reads it in place where that pays (reads_b_in_place), and
+// reads a row-major A in place.
+void BM_sgemm_row_major(benchmark::State& state) {
+  const int64_t M = state.range(0), K = state.range(1), N = state.range(2);
+  const bool a_in_place = state.range(3) != 0;
+  const auto& kt = kernels::active();
+  std::vector<float> a(size_t(M * K), 0.5f), b(size_t(K * N), 0.25f), c(size_t(M * N));
+  auto pa = aligned_buffer(kernels::packed_a_floats(M, K, kt.gemm_mr) * 4);
+  ThreadScope one(1);
+  auto work = aligned_buffer(kernels::gemm_work_bytes(kt, M));
+  kernels::pack_a(a.data(), K, 1, M, K, kt.gemm_mr, static_cast<float*>(pa.get()));
+  const kernels::GemmA ga = a_in_place ? kernels::GemmA::row_major(a.data(), K)
+                                       : kernels::GemmA(static_cast<float*>(pa.get()));
+  for (auto _ : state) {
+    kernels::gemm(kt, M, N, K, ga, kernels::GemmB(b.data(), N, static_cast<float*>(work.get())), c.data(), N,
+                  kernels::Epilogue{});
+    benchmark::ClobberMemory();
+  }
+  report(state, 2.0 * double(M * N * K));
+}
+
 // One convolution layer through a session (algorithm chosen as in a model).
 void conv_layer(benchmark::State& state, bool winograd) {
   const int64_t C = state.range(0), M = state.range(1), H = state.range(2), k = state.range(3), s = state.range(4);
@@ -117,6 +140,10 @@ struct PeakProbe {
 BENCHMARK(BM_sgemm)->Args({512, 512, 512})->Args({1024, 1024, 1024})
     ->Args({256, 64, 3136})->Args({64, 256, 3136})->Args({512, 256, 784})->Args({128, 512, 784})
     ->Args({1024, 256, 196})->Args({256, 1024, 196})->Args({2048, 512, 49})->Args({512, 2048, 49});
+// The same 1x1 shapes and small-M ones of MobileNetV2 and SqueezeNet, B row-major ({M, K, N, A row-major}).
+BENCHMARK(BM_sgemm_row_major)->Args({256, 64, 3136, 0})->Args({64, 256, 3136, 0})->Args({1024, 256, 196, 0})
+    ->Args({2048, 512, 49, 0})->Args({2048, 512, 49, 1})->Args({512, 2048, 49, 1})->Args({16, 32, 12544, 0})
+    ->Args({16, 128, 3025, 0})->Args({32, 192, 784, 0})->Args({64, 384, 196, 0})->Args({96, 576, 196, 0});
 // Real layer shapes: {C, M, H, kernel, stride}.
 #define LAYERS(B)                                                                                             \
   B->Args({3, 64, 224, 7, 2})->Args({64, 64, 56, 3, 1})->Args({128, 128, 28, 3, 1})->Args({256, 256, 14, 3, 1}) \
