@@ -248,9 +248,13 @@ ACTIVATIONS = {
     "sigmoid": (F.sigmoid, lambda x: 1 / (1 + np.exp(-x))),
     "tanh": (F.tanh, np.tanh),
     "softplus": (F.softplus, lambda x: np.logaddexp(0, x)),
+    "hardsigmoid": (F.hardsigmoid, lambda x: np.clip(x + 3, 0, 6) / 6),
+    "hardtanh": (F.hardtanh, lambda x: np.clip(x, -1, 1)),
+    "hardtanh_-2_3": (lambda x, **k: F.hardtanh(x, -2.0, 3.0, **k), lambda x: np.clip(x, -2, 3)),
+    "softsign": (F.softsign, lambda x: x / (1 + np.abs(x))),
 }
 INPLACE_ACTIVATIONS = ["relu", "relu6", "leaky_relu", "leaky_relu_0.2", "elu", "elu_0.5", "selu", "silu",
-                       "hardswish"]
+                       "hardswish", "hardsigmoid", "hardtanh", "hardtanh_-2_3"]
 
 
 # --------------------------------------------------------------------------
@@ -707,7 +711,9 @@ TORCH_ACTIVATIONS = {
     "gelu": lambda tf, x: tf.gelu(x), "gelu_tanh": lambda tf, x: tf.gelu(x, approximate="tanh"),
     "silu": lambda tf, x: tf.silu(x), "hardswish": lambda tf, x: tf.hardswish(x),
     "sigmoid": lambda tf, x: tf.sigmoid(x), "tanh": lambda tf, x: tf.tanh(x),
-    "softplus": lambda tf, x: tf.softplus(x),
+    "softplus": lambda tf, x: tf.softplus(x), "hardsigmoid": lambda tf, x: tf.hardsigmoid(x),
+    "hardtanh": lambda tf, x: tf.hardtanh(x), "hardtanh_-2_3": lambda tf, x: tf.hardtanh(x, -2.0, 3.0),
+    "softsign": lambda tf, x: tf.softsign(x),
 }
 
 
@@ -1108,6 +1114,7 @@ ERRORS = {
     "conv2d-dilated-too-big": (lambda: F.conv2d(X4, W4, dilation=3), "kernel .* larger than the padded"),
     "conv2d-same-stride2": (lambda: F.conv2d(X4, W4, stride=2, padding="same"), "padding='same' needs stride 1"),
     "conv2d-bad-padding-str": (lambda: F.conv2d(X4, W4, padding="full"), "padding must be"),
+    "hardtanh-min-over-max": (lambda: F.hardtanh(X4, 2.0, 1.0), "min_val must be <= max_val"),
     "conv2d-negative-padding": (lambda: F.conv2d(X4, W4, padding=-1), "padding must be"),
     "conv2d-negative-pair": (lambda: F.conv2d(X4, W4, padding=((0, -1), (0, 0))), "padding must be"),
     "conv2d-padding-3-ints": (lambda: F.conv2d(X4, W4, padding=(1, 1, 1)), "padding must be"),

@@ -17,7 +17,7 @@ pools may turn a NaN into a number where torch propagates it.
   global_avg_pool2d, global_max_pool2d
 - normalization: batch_norm, instance_norm, layer_norm, group_norm
 - activations: relu, relu6, leaky_relu, elu, selu, gelu, silu, hardswish,
-  sigmoid, tanh, softplus, softmax, log_softmax
+  hardsigmoid, hardtanh, sigmoid, tanh, softplus, softsign, softmax, log_softmax
 - the notes, computed: conv_output_shape, pool_output_shape, conv2d_matrix,
   receptive_field
 - threads and memory: set_num_threads, get_num_threads,
@@ -25,8 +25,8 @@ pools may turn a NaN into a number where torch propagates it.
 """
 from ._args import get_num_threads, set_num_threads
 from ._cache import clear_weight_cache, set_weight_cache_limit
-from .activation import (elu, gelu, hardswish, leaky_relu, log_softmax, relu, relu6, selu, sigmoid, silu, softmax,
-                         softplus, tanh)
+from .activation import (elu, gelu, hardsigmoid, hardswish, hardtanh, leaky_relu, log_softmax, relu, relu6, selu,
+                         sigmoid, silu, softmax, softplus, softsign, tanh)
 from .conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d
 from .norm import batch_norm, group_norm, instance_norm, layer_norm
 from .pool import (adaptive_avg_pool2d, avg_pool1d, avg_pool2d, global_avg_pool2d, global_max_pool2d, max_pool1d,
@@ -38,8 +38,8 @@ __all__ = [
     "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool2d", "global_avg_pool2d",
     "global_max_pool2d",
     "batch_norm", "instance_norm", "layer_norm", "group_norm",
-    "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "hardswish", "sigmoid", "tanh", "softplus",
-    "softmax", "log_softmax",
+    "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "hardswish", "hardsigmoid", "hardtanh", "sigmoid",
+    "tanh", "softplus", "softsign", "softmax", "log_softmax",
     "conv_output_shape", "pool_output_shape", "conv2d_matrix", "receptive_field", "LayerField",
     "set_num_threads", "get_num_threads", "set_weight_cache_limit", "clear_weight_cache",
 ]

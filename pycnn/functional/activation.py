@@ -63,6 +63,23 @@ def hardswish(input, inplace: bool = False) -> np.ndarray:
     return _act("hardswish", "hardswish", input, inplace)
 
 
+def hardsigmoid(input, inplace: bool = False) -> np.ndarray:
+    """relu6(x + 3) / 6: a piecewise-linear sigmoid."""
+    return _act("hardsigmoid", "hard_sigmoid", input, inplace, 1.0 / 6.0, 0.5)
+
+
+def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> np.ndarray:
+    """x clamped to [min_val, max_val]."""
+    if not min_val <= max_val:
+        raise bad("hardtanh", f"min_val must be <= max_val, got min_val={min_val}, max_val={max_val}")
+    return _act("hardtanh", "clip", input, inplace, min_val, max_val)
+
+
+def softsign(input) -> np.ndarray:
+    """x / (1 + |x|)."""
+    return _act("softsign", "softsign", input)
+
+
 def sigmoid(input) -> np.ndarray:
     """1 / (1 + exp(-x))."""
     return _act("sigmoid", "sigmoid", input)
