@@ -511,7 +511,7 @@ RUNTIME_WEIGHT_CASES = [c for c in CONV_CASES if c.id in (
 
 @pytest.mark.parametrize("case", RUNTIME_WEIGHT_CASES)
 def test_conv_runtime_weights(isa, threads, case):
-    """Weights fed at run time (packed per run, not at load)."""
+    """Weights fed at run time: the GEMM reads them row-major in place (GemmA::row_major), nothing packed."""
     x, w, b = _conv_inputs(case, repr(case))
     feeds = {"x": x, "w": w}
     if b is not None:
