@@ -237,6 +237,31 @@ class ConvOp : public Op {
       pointwise_folded(in, y, bias, residual, act, weights_of(0), b_work, folded, batch * out_plane);
       return;
     }
+    // 1x1 convolutions on planes past the fold, at a batch the threads
+    // share evenly: split by image, each GEMM on one thread (no fork per
+    // GEMM, and each thread keeps to its own images, as the depthwise loops
+    // do). Batch 8 on 2 threads: MobileNetV2 35.6-36.0 -> 32.7-34.2 ms,
+    // EfficientNet-B0 56-60 -> 53-54 ms; ResNet-50 and SqueezeNet within
+    // the noise.
+    const int threads = current_num_threads();
+    if (algo == ConvAlgo::Pointwise && group_ == 1 && threads > 1 && batch >= threads &&
+        (batch % threads == 0 || batch >= 4 * threads)) {
+      parallel_for_indexed(batch, [&](int64_t n0, int64_t n1, int t) {
+        ThreadScope one(1);
+        for (int64_t n = n0; n < n1; ++n) {
+          kernels::Epilogue ep;
+          ep.row_bias = bias;
+          ep.act = act;
+          ep.residual = residual ? residual->ptr<float>() + n * M * out_plane : nullptr;
+          ep.residual_ld = out_plane;
+          kernels::GemmB b(x.ptr<float>() + n * C * in_plane, in_plane,
+                           b_work + t * int64_t(kernels::gemm_work_floats(kt, Mg)));
+          map_input(in, per_image ? n : 0, b);
+          kernels::gemm(kt, Mg, out_plane, K, weights_of(0), b, y.ptr<float>() + n * M * out_plane, out_plane, ep);
+        }
+      });
+      return;
+    }
     for (int64_t n = 0; n < batch; ++n) {
       for (int64_t gi = 0; gi < group_; ++gi) {
         const float* xg = x.ptr<float>() + (n * C + gi * Cg) * in_plane;
