@@ -237,65 +237,56 @@ class ConvOp : public Op {
       pointwise_folded(in, y, bias, residual, act, weights_of(0), b_work, folded, batch * out_plane);
       return;
     }
+    // Image n, group gi; `bw` is B's work area (b_work, or the thread's
+    // share of it when the batch splits by image).
+    auto image = [&](int64_t n, int64_t gi, float* bw) {
+      const float* xg = x.ptr<float>() + (n * C + gi * Cg) * in_plane;
+      float* yg = y.ptr<float>() + (n * M + gi * Mg) * out_plane;
+      kernels::Epilogue ep;
+      ep.row_bias = bias ? bias + gi * Mg : nullptr;
+      ep.act = act;
+      ep.residual = residual ? residual->ptr<float>() + (n * M + gi * Mg) * out_plane : nullptr;
+      ep.residual_ld = out_plane;
+      const kernels::GemmA a = weights_of(gi);
+      if (algo == ConvAlgo::Pointwise) {
+        kernels::GemmB b(xg, in_plane, bw);
+        map_input(in, per_image ? n : 0, b);
+        kernels::gemm(kt, Mg, out_plane, K, a, b, yg, out_plane, ep);
+      } else if (algo == ConvAlgo::Indirect) {
+        float* input = bw;
+        const float** rows = reinterpret_cast<const float**>(input + cacheline_floats(ic.input_floats(Cg)));
+        parallel_for(Cg, [&](int64_t c0, int64_t c1) { ic.build_input(xg, c0, c1, input); });
+        ic.build_rows(input, Cg, rows);
+        kernels::GemmB b;
+        b.rows = rows;
+        b.row_cols = g.ow;
+        b.row_stride = ic.wq;
+        b.work = reinterpret_cast<float*>(rows) + cacheline_floats(K * 2);
+        kernels::gemm(kt, Mg, out_plane, K, a, b, yg, out_plane, ep);
+      } else {
+        const int64_t panels = (out_plane + kt.gemm_nr - 1) / kt.gemm_nr;
+        parallel_for(panels, [&](int64_t p0, int64_t p1) { kernels::im2col_packed(xg, Cg, g, kt.gemm_nr, bw, p0, p1); });
+        float* work_after_b = bw + kernels::packed_b_floats(K, out_plane, kt.gemm_nr);
+        kernels::gemm(kt, Mg, out_plane, K, a, kernels::GemmB{bw, 0, work_after_b}, yg, out_plane, ep);
+      }
+    };
     // 1x1 convolutions on planes past the fold, at a batch the threads
     // share evenly: split by image, each GEMM on one thread (no fork per
     // GEMM, and each thread keeps to its own images, as the depthwise loops
     // do). Batch 8 on 2 threads: MobileNetV2 35.6-36.0 -> 32.7-34.2 ms,
     // EfficientNet-B0 56-60 -> 53-54 ms; ResNet-50 and SqueezeNet within
-    // the noise.
+    // the noise. (A pointwise B's work area is the GEMM's, per thread.)
     const int threads = current_num_threads();
     if (algo == ConvAlgo::Pointwise && group_ == 1 && threads > 1 && batch >= threads &&
         (batch % threads == 0 || batch >= 4 * threads)) {
       parallel_for_indexed(batch, [&](int64_t n0, int64_t n1, int t) {
         ThreadScope one(1);
-        for (int64_t n = n0; n < n1; ++n) {
-          kernels::Epilogue ep;
-          ep.row_bias = bias;
-          ep.act = act;
-          ep.residual = residual ? residual->ptr<float>() + n * M * out_plane : nullptr;
-          ep.residual_ld = out_plane;
-          kernels::GemmB b(x.ptr<float>() + n * C * in_plane, in_plane,
-                           b_work + t * int64_t(kernels::gemm_work_floats(kt, Mg)));
-          map_input(in, per_image ? n : 0, b);
-          kernels::gemm(kt, Mg, out_plane, K, weights_of(0), b, y.ptr<float>() + n * M * out_plane, out_plane, ep);
-        }
+        for (int64_t n = n0; n < n1; ++n) image(n, 0, b_work + t * int64_t(kernels::gemm_work_floats(kt, Mg)));
       });
       return;
     }
-    for (int64_t n = 0; n < batch; ++n) {
-      for (int64_t gi = 0; gi < group_; ++gi) {
-        const float* xg = x.ptr<float>() + (n * C + gi * Cg) * in_plane;
-        float* yg = y.ptr<float>() + (n * M + gi * Mg) * out_plane;
-        kernels::Epilogue ep;
-        ep.row_bias = bias ? bias + gi * Mg : nullptr;
-        ep.act = act;
-        const float* res = residual ? residual->ptr<float>() + (n * M + gi * Mg) * out_plane : nullptr;
-        ep.residual = res;
-        ep.residual_ld = out_plane;
-        const kernels::GemmA a = weights_of(gi);
-        if (algo == ConvAlgo::Pointwise) {
-          kernels::GemmB b(xg, in_plane, b_work);
-          map_input(in, per_image ? n : 0, b);
-          kernels::gemm(kt, Mg, out_plane, K, a, b, yg, out_plane, ep);
-        } else if (algo == ConvAlgo::Indirect) {
-          float* input = b_work;
-          const float** rows = reinterpret_cast<const float**>(input + cacheline_floats(ic.input_floats(Cg)));
-          parallel_for(Cg, [&](int64_t c0, int64_t c1) { ic.build_input(xg, c0, c1, input); });
-          ic.build_rows(input, Cg, rows);
-          kernels::GemmB b;
-          b.rows = rows;
-          b.row_cols = g.ow;
-          b.row_stride = ic.wq;
-          b.work = reinterpret_cast<float*>(rows) + cacheline_floats(K * 2);
-          kernels::gemm(kt, Mg, out_plane, K, a, b, yg, out_plane, ep);
-        } else {
-          const int64_t panels = (out_plane + kt.gemm_nr - 1) / kt.gemm_nr;
-          parallel_for(panels, [&](int64_t p0, int64_t p1) { kernels::im2col_packed(xg, Cg, g, kt.gemm_nr, b_work, p0, p1); });
-          float* work_after_b = b_work + kernels::packed_b_floats(K, out_plane, kt.gemm_nr);
-          kernels::gemm(kt, Mg, out_plane, K, a, kernels::GemmB{b_work, 0, work_after_b}, yg, out_plane, ep);
-        }
-      }
-    }
+    for (int64_t n = 0; n < batch; ++n)
+      for (int64_t gi = 0; gi < group_; ++gi) image(n, gi, b_work);
   }
 
   // Whether the input scale (fuse_input_affine) holds one value per
