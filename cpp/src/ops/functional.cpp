@@ -30,6 +30,7 @@ void activation(const std::string& kind, const float* x, float* y, int64_t n, fl
   parallel_elements(n, [&](int64_t b, int64_t e) { kt.unary(act, x + b, y + b, e - b); });
 }
 
+namespace {
 // Scratch reused from call to call on each calling thread: a fresh buffer
 // of a few MB costs more in page faults than a small layer's compute. It
 // keeps the largest size asked for (release_scratch frees it).
@@ -48,6 +49,7 @@ void* scratch_of(size_t bytes) {
 // Ops read attributes as this opset defines them (Softmax over one axis,
 // GroupNormalization's per-channel scale).
 constexpr int kOpset = 21;
+}  // namespace
 
 // A one-node graph: inputs are graph inputs or constants viewing the
 // caller's buffers (no copy), so the op sees exactly what a session gives it.
