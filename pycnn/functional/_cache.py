@@ -79,11 +79,14 @@ def run_conv(op_type: str, fn: str, x, constants: list, attrs: dict, threads: in
     with _lock:
         entry = _entries.get(key)
         if entry is not None:
-            if _matches(entry, constants, threads):
-                _entries.move_to_end(key)
-            else:
+            _entries.move_to_end(key)
+    # The byte check runs outside the lock: other threads' calls go on.
+    if entry is not None and not _matches(entry, constants, threads):
+        with _lock:
+            if _entries.get(key) is entry:
                 del _entries[key]
-                entry = None
+        entry = None
+    with _lock:
         again = entry is None and _seen.pop(key, False)
     if again and _LIMIT[0] >= _footprint(constants):
         copies = [None if a is None else a.copy() for a in constants]
