@@ -521,21 +521,30 @@ def test_conv_runtime_weights(isa, threads, case):
     assert_close(y, conv_ref(x, w, b, group=case["group"], **case["attrs"]))
 
 
+# (kernel, stride, pads): the GEMM convolutions a batch may split by image.
+BY_IMAGE_CONVS = {"pointwise": (1, 1, 0), "indirect-3x3-s2": (3, 2, 1), "im2col-1x1-s2": (1, 2, 0)}
+
+
+@pytest.mark.parametrize("conv", BY_IMAGE_CONVS)
 @pytest.mark.parametrize("batch", [2, 3, 4, 9])
 @pytest.mark.parametrize("threads_", [1, 2], ids=lambda t: f"t{t}")
-def test_pointwise_conv_over_a_batch(isa, threads_, batch):
-    """1x1 convolutions on planes past the batch fold (16x15 > 196 pixels): at
-    2 threads, batches the threads share evenly (2, 4, 9) run image by image,
-    3 within each GEMM. With the bias, a fused residual Add and ReLU."""
-    r = rng_for("pointwise-batch", batch)
-    x = f32(r.standard_normal((batch, 7, 16, 15)))
-    skip = f32(r.standard_normal((batch, 17, 16, 15)))
-    w, b = f32(r.standard_normal((17, 7, 1, 1))), f32(r.standard_normal(17))
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[1, 1]),
+def test_gemm_conv_over_a_batch(isa, threads_, batch, conv):
+    """GEMM convolutions over a batch (1x1 on planes past the fold: 31x29 >
+    196 pixels): at 2 threads, batches the threads share evenly (2, 4, 9) run
+    image by image, 3 within each GEMM. With the bias, a fused residual Add
+    and ReLU."""
+    k, stride, pad = BY_IMAGE_CONVS[conv]
+    r = rng_for("gemm-conv-batch", batch, conv)
+    x = f32(r.standard_normal((batch, 7, 31, 29)))
+    attrs = dict(kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4)
+    w, b = f32(r.standard_normal((17, 7, k, k))), f32(r.standard_normal(17))
+    want = conv_ref(x, w, b, strides=[stride, stride], pads=[pad] * 4)
+    skip = f32(r.standard_normal(want.shape))
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], **attrs),
              helper.make_node("Add", ["c", "skip"], ["s"]), helper.make_node("Relu", ["s"], ["y"])]
     feeds = {"x": x, "skip": skip}
     y = run(make_model(nodes, feeds, {"w": w, "b": b}), feeds, threads_)
-    assert_close(y, np.maximum(conv_ref(x, w, b) + skip, 0))
+    assert_close(y, np.maximum(want + skip, 0))
 
 
 # =============================================================================

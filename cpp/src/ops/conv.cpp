@@ -129,9 +129,11 @@ class ConvOp : public Op {
       // Weights used once are transformed into scratch at run time.
       if (weights_once_.data) floats += cacheline_floats(int64_t(winograd_point_floats() * kernels::Winograd::points(wg.tile)));
     } else {
-      floats = b_work_floats(algo, g, Cg, Mg, K);
       const bool per_image = in.size() > 4 && in[4].present && per_image_scale(shape_numel(in[4].shape), x[0], x[1]);
-      if (folds_batch(algo, x, g, per_image)) floats = cacheline_floats(floats) + Mg * x[0] * g.oh * g.ow;
+      const bool fold = folds_batch(algo, x, g, per_image);
+      floats = splits_by_image(algo, x[0], fold) ? cacheline_floats(b_work_floats(algo, g, Cg, Mg, K, 1)) * threads
+                                                  : b_work_floats(algo, g, Cg, Mg, K, int(threads));
+      if (fold) floats = cacheline_floats(floats) + Mg * x[0] * g.oh * g.ow;
     }
     // A residual that broadcasts (rare): the convolution goes to scratch first.
     if (in.size() > 3 && in[3].present && in[3].shape != conv_shape(x, g, w)) floats = cacheline_floats(floats) + shape_numel(conv_shape(x, g, w));
@@ -223,7 +225,7 @@ class ConvOp : public Op {
     // Scratch: [B operand work][the folded GEMM's output].
     const kernels::IndirectConv ic(g);
     float* b_work = work;
-    const int64_t b_floats = b_work_floats(algo, g, Cg, Mg, K);
+    const int64_t b_floats = b_work_floats(algo, g, Cg, Mg, K, current_num_threads());
     const bool per_image = in.size() > 4 && in[4].data && per_image_scale(in[4].numel(), batch, C);
     const bool fold = folds_batch(algo, x.shape, g, per_image);
     float* folded = work + cacheline_floats(b_floats);  // the folded GEMM's output, M x (batch x plane)
@@ -270,23 +272,31 @@ class ConvOp : public Op {
         kernels::gemm(kt, Mg, out_plane, K, a, kernels::GemmB{bw, 0, work_after_b}, yg, out_plane, ep);
       }
     };
-    // 1x1 convolutions on planes past the fold, at a batch the threads
-    // share evenly: split by image, each GEMM on one thread (no fork per
-    // GEMM, and each thread keeps to its own images, as the depthwise loops
-    // do). Batch 8 on 2 threads: MobileNetV2 35.6-36.0 -> 32.7-34.2 ms,
-    // EfficientNet-B0 56-60 -> 53-54 ms; ResNet-50 and SqueezeNet within
-    // the noise. (A pointwise B's work area is the GEMM's, per thread.)
-    const int threads = current_num_threads();
-    if (algo == ConvAlgo::Pointwise && group_ == 1 && threads > 1 && batch >= threads &&
-        (batch % threads == 0 || batch >= 4 * threads)) {
+    if (splits_by_image(algo, batch, fold)) {
+      const int64_t per_thread = cacheline_floats(b_work_floats(algo, g, Cg, Mg, K, 1));
       parallel_for_indexed(batch, [&](int64_t n0, int64_t n1, int t) {
         ThreadScope one(1);
-        for (int64_t n = n0; n < n1; ++n) image(n, 0, b_work + t * int64_t(kernels::gemm_work_floats(kt, Mg)));
+        for (int64_t n = n0; n < n1; ++n) image(n, 0, b_work + t * per_thread);
       });
       return;
     }
     for (int64_t n = 0; n < batch; ++n)
       for (int64_t gi = 0; gi < group_; ++gi) image(n, gi, b_work);
+  }
+
+  // A batch the threads share evenly splits by image, each image's GEMM on
+  // one thread (the GEMM convolutions: 1x1 past the fold, indirect,
+  // im2col): no fork per GEMM, and each thread keeps to its own images, as
+  // the depthwise loops do. Each thread gets its own B work area. Batch 8 on
+  // 2 threads, 1x1 convolutions alone: MobileNetV2 35.6-36.0 -> 32.7-34.2
+  // ms, EfficientNet-B0 56-60 -> 53-54 ms; indirect and im2col as well:
+  // ResNet-18 78-81 -> 75-79 ms, SqueezeNet 28-29 -> 27-28 ms, ResNet-50
+  // and DenseNet-121 within the noise.
+  bool splits_by_image(ConvAlgo algo, int64_t batch, bool fold) const {
+    const int threads = current_num_threads();
+    const bool gemm = algo == ConvAlgo::Pointwise || algo == ConvAlgo::Indirect || algo == ConvAlgo::Im2col;
+    return gemm && group_ == 1 && !fold && threads > 1 && batch >= threads &&
+           (batch % threads == 0 || batch >= 4 * threads);
   }
 
   // Whether the input scale (fuse_input_affine) holds one value per
@@ -356,8 +366,9 @@ class ConvOp : public Op {
   // Scratch floats of the GEMM algorithms' B operand: the im2col panels or the
   // padded input and row pointers (indirect), then the GEMM's work areas for
   // every thread.
-  int64_t b_work_floats(ConvAlgo algo, const kernels::Window2D& g, int64_t Cg, int64_t Mg, int64_t K) const {
-    const int64_t gemm_work = int64_t(kernels::gemm_work_floats(*kt_, Mg)) * current_num_threads();
+  // B's work area for one image's GEMM run on `threads` threads.
+  int64_t b_work_floats(ConvAlgo algo, const kernels::Window2D& g, int64_t Cg, int64_t Mg, int64_t K, int threads) const {
+    const int64_t gemm_work = int64_t(kernels::gemm_work_floats(*kt_, Mg)) * threads;
     if (algo == ConvAlgo::Pointwise) return gemm_work;
     if (algo == ConvAlgo::Indirect) {
       const kernels::IndirectConv ic(g);
