@@ -10,7 +10,6 @@ orderings of the sums.
 import itertools
 import math
 import sys
-import threading
 
 import numpy as np
 import pytest
@@ -1332,7 +1331,7 @@ def test_clear_weight_cache(fresh_cache):
 
 
 @pytest.mark.parametrize("limit", ["default", "one-entry"])
-def test_concurrent_calls_with_shared_weights(fresh_cache, limit):
+def test_concurrent_calls_with_shared_weights(fresh_cache, limit, run_in_threads):
     # 4 Python threads (the GIL is released in the kernels) pick among 3 shared weight arrays: the
     # cache's preparation, reuse and (with room for one entry) eviction must not mix them up.
     weights = [_winograd_case(seed=80 + 3 * j)[1] for j in range(3)]
@@ -1340,20 +1339,11 @@ def test_concurrent_calls_with_shared_weights(fresh_cache, limit):
         F.set_weight_cache_limit(_cache._footprint([weights[0], None]) + 1)
     inputs = [rand((1, 16, 28, 28), 70 + i) for i in range(4)]
     wants = {(i, j): ref_conv(x, w, padding=1) for i, x in enumerate(inputs) for j, w in enumerate(weights)}
-    start, errors = threading.Barrier(4), []
 
     def work(i):
-        try:
-            start.wait()
-            for j in np.random.default_rng(i).integers(0, 3, 10):
-                assert_close(F.conv2d(inputs[i], weights[j], padding=1), wants[i, j])
-        except Exception as e:  # noqa: BLE001 (reported by the main thread)
-            errors.append(e)
+        for j in np.random.default_rng(i).integers(0, 3, 10):
+            assert_close(F.conv2d(inputs[i], weights[j], padding=1), wants[i, j])
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = run_in_threads(work, 4)
     assert not errors, errors[0]
     assert len(_cache._entries) == (3 if limit == "default" else 1)

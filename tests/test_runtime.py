@@ -3,7 +3,6 @@ nodes, shape glue), plans cached per shape, threads, ISA selection."""
 import os
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import onnx
@@ -87,24 +86,17 @@ def test_output_selection_and_order():
     assert [o.name for o in sess.get_outputs()] == ["g", "y"]
 
 
-def test_concurrent_runs_from_python_threads_are_safe():
+def test_concurrent_runs_from_python_threads_are_safe(run_in_threads):
     sess = pycnn.InferenceSession(zoo.mobilenet_v2(image_size=64))
     xs = [np.random.default_rng(i).standard_normal((1, 3, 64, 64)).astype(np.float32) for i in range(4)]
     want = [sess.run(None, {"input": x})[0] for x in xs]
-    errors = []
 
     def worker(i):
         for _ in range(5):
-            got = sess.run(None, {"input": xs[i]})[0]
-            if not np.array_equal(got, want[i]):
-                errors.append(i)
+            np.testing.assert_array_equal(sess.run(None, {"input": xs[i]})[0], want[i])
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    errors = run_in_threads(worker, 4)
+    assert errors == [], errors[0]
 
 
 def test_results_do_not_depend_on_thread_count():

@@ -53,7 +53,7 @@ def ints(value, n: int, fn: str, name: str, minimum: int) -> tuple[int, ...]:
     """An int or a sequence of n ints, each >= minimum, as an n-tuple."""
     if type(value) is int and value >= minimum:  # the common case, fast
         return (value,) * n
-    vals = (value,) * n if isinstance(value, numbers.Integral) else tuple(value) if _is_seq(value) else None
+    vals = (value,) * n if isinstance(value, numbers.Integral) else tuple(value) if is_seq(value) else None
     if vals is None or len(vals) != n or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
                                                  for v in vals):
         raise bad(fn, f"{name} must be an int or a sequence of {n} ints, got {value!r}")
@@ -62,14 +62,15 @@ def ints(value, n: int, fn: str, name: str, minimum: int) -> tuple[int, ...]:
     return tuple(int(v) for v in vals)
 
 
-def _is_seq(v) -> bool:
+def is_seq(v) -> bool:
+    """A tuple, list or 1-D array: a per-dimension argument."""
     return isinstance(v, (tuple, list)) or (isinstance(v, np.ndarray) and v.ndim == 1)
 
 
 def pads(padding, n: int, fn: str) -> list[tuple[int, int]]:
     """(begin, end) per spatial dim from an int, a sequence of n ints
     (symmetric), or a sequence of n (begin, end) pairs (asymmetric)."""
-    if _is_seq(padding) and len(padding) == n and all(_is_seq(p) for p in padding):
+    if is_seq(padding) and len(padding) == n and all(is_seq(p) for p in padding):
         pairs = [tuple(p) for p in padding]
         if not all(len(p) == 2 and all(isinstance(v, numbers.Integral) for v in p) for p in pairs):
             raise bad(fn, f"padding pairs must be (begin, end) ints, got {padding!r}")
@@ -89,12 +90,24 @@ def onnx_pads(pairs: list[tuple[int, int]]) -> list[int]:
     return [b for b, _ in pairs] + [e for _, e in pairs]
 
 
-def check_window_fits(fn: str, size: tuple, pairs, kernel: tuple, dilation: tuple) -> None:
-    for i, (s, (b, e), k, d) in enumerate(zip(size, pairs, kernel, dilation)):
+def output_sizes(fn: str, size: tuple, pairs, kernel: tuple, stride: tuple, dilation: tuple,
+                 ceil_mode: bool = False) -> tuple[int, ...]:
+    """Spatial output sizes of a window over `size` padded by (begin, end)
+    `pairs`: floor((size + pads - d(k - 1) - 1) / s) + 1, rounded up with
+    ceil_mode (the last window must start inside the input or its begin
+    padding, as torch); a kernel larger than the padded input is refused."""
+    out = []
+    for i, (n, (b, e), k, s, d) in enumerate(zip(size, pairs, kernel, stride, dilation)):
         extent = d * (k - 1) + 1
-        if s + b + e < extent:
+        span = n + b + e - extent
+        if span < 0:
             raise bad(fn, f"the kernel (size {k}, dilation {d}: extent {extent}) is larger than the padded input "
-                          f"in spatial dim {i} (size {s} + padding {b}+{e} = {s + b + e})")
+                          f"in spatial dim {i} (size {n} + padding {b}+{e} = {n + b + e})")
+        o = (-(-span // s) if ceil_mode else span // s) + 1
+        if ceil_mode and (o - 1) * s >= n + b:
+            o -= 1
+        out.append(o)
+    return tuple(out)
 
 
 def run(op_type: str, fn: str, inputs: list, constant: list, attrs: dict, outputs: int = 1) -> list[np.ndarray]:

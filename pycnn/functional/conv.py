@@ -55,7 +55,7 @@ def _conv(fn, nd, input, weight, bias, stride, padding, dilation, groups):
             raise bad(fn, f"padding must be 'valid', 'same', an int or a tuple, got {padding!r}")
     else:
         pairs = _args.pads(padding, nd, fn)
-    _args.check_window_fits(fn, x.shape[2:], pairs, kernel, dilation)
+    _args.output_sizes(fn, x.shape[2:], pairs, kernel, stride, dilation)  # refuses a kernel past the input
     attrs = {"strides": list(stride), "dilations": list(dilation), "pads": _args.onnx_pads(pairs), "group": groups}
     y = _cache.run_conv("Conv", fn, x, [w, b], attrs, _args.threads())
     return y[0] if unbatched else y

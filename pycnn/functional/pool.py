@@ -11,7 +11,7 @@ from ._args import bad
 
 def _window(fn, nd, kernel_size, stride, padding, dilation):
     kernel = _args.ints(kernel_size, nd, fn, "kernel_size", 1)
-    stride = kernel if stride is None or (_args._is_seq(stride) and len(stride) == 0) else \
+    stride = kernel if stride is None or (_args.is_seq(stride) and len(stride) == 0) else \
         _args.ints(stride, nd, fn, "stride", 1)
     pads = _args.ints(padding, nd, fn, "padding", 0)
     dilation = _args.ints(dilation, nd, fn, "dilation", 1)
@@ -25,7 +25,8 @@ def _window(fn, nd, kernel_size, stride, padding, dilation):
 def _pool(fn, nd, op, input, kernel_size, stride, padding, dilation, ceil_mode, extra, outputs=1):
     x, unbatched = _args.batched(input, fn, nd)
     kernel, stride, pads, dilation = _window(fn, nd, kernel_size, stride, padding, dilation)
-    _args.check_window_fits(fn, x.shape[2:], [(p, p) for p in pads], kernel, dilation)
+    # Refuses a kernel larger than the padded input (the op computes the sizes).
+    _args.output_sizes(fn, x.shape[2:], [(p, p) for p in pads], kernel, stride, dilation)
     attrs = {"kernel_shape": list(kernel), "strides": list(stride), "pads": list(pads) * 2,
              "ceil_mode": int(bool(ceil_mode)), **extra}
     if op == "MaxPool":
@@ -105,7 +106,7 @@ def adaptive_avg_pool2d(input, output_size) -> np.ndarray:
     fn = "adaptive_avg_pool2d"
     x, unbatched = _args.batched(input, fn, 2)
     H, W = x.shape[2:]
-    sizes = (output_size, output_size) if not _args._is_seq(output_size) else tuple(output_size)
+    sizes = (output_size, output_size) if not _args.is_seq(output_size) else tuple(output_size)
     if len(sizes) != 2:
         raise bad(fn, f"output_size must be an int or (oH, oW), got {output_size!r}")
     sizes = tuple(d if s is None else s for s, d in zip(sizes, (H, W)))

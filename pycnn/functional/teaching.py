@@ -22,17 +22,8 @@ def _sizes(fn, input_size):
 
 
 def _out(fn, scalar, sizes, kernel, stride, pairs, dilation, ceil_mode=False):
-    out = []
-    for i, (n, k, s, (b, e), d) in enumerate(zip(sizes, kernel, stride, pairs, dilation)):
-        span = n + b + e - d * (k - 1) - 1
-        if span < 0:
-            raise bad(fn, f"the kernel (size {k}, dilation {d}) is larger than the padded input ({n + b + e}) in "
-                          f"spatial dim {i}")
-        o = (-(-span // s) if ceil_mode else span // s) + 1
-        if ceil_mode and (o - 1) * s >= n + b:  # as torch: the last window starts inside
-            o -= 1
-        out.append(o)
-    return out[0] if scalar else tuple(out)
+    out = _args.output_sizes(fn, sizes, pairs, kernel, stride, dilation, ceil_mode)
+    return out[0] if scalar else out
 
 
 def conv_output_shape(input_size, kernel_size, stride=1, padding=0, dilation=1):
