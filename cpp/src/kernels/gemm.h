@@ -23,8 +23,8 @@ size_t packed_b_floats(int64_t K, int64_t N, int nr);
 // A(m, k) = A[m * rs + k * cs]; missing rows are zero-filled.
 void pack_a(const float* A, int64_t rs, int64_t cs, int64_t M, int64_t K, int mr, float* out);
 // The A operand (weights): packed panels (pack_a: weights packed once at
-// session creation), or a row-major M x K matrix (row stride ld) that gemm
-// packs slice by slice into L1 right before each use: for weights used once
+// session creation), or a row-major M x K matrix (row stride ld) the
+// micro-kernel reads in place (GemmStore::a_ld): for weights used once
 // (pycnn.functional, weights fed at run time) that reads them from memory
 // once and writes no packed copy.
 struct GemmA {

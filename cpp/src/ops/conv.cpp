@@ -1,5 +1,6 @@
-// Conv (1-D/2-D): depthwise kernel when each group is one channel, otherwise
-// im2col into packed panels + SGEMM with bias and activation in the epilogue.
+// Conv (1-D/2-D): depthwise kernels when each group is one channel, else a
+// GEMM (1x1 on the input in place, Winograd F4/F2, indirect or im2col; see
+// ConvOp::choose) with bias, residual and activation in its store.
 // ConvTranspose (1-D/2-D): SGEMM (W^T X) then col2im.
 #include <array>
 #include <cstring>
@@ -51,8 +52,9 @@ class ConvOp : public Op {
       // place (GemmA::row_major) and Winograd transforms them at run time.
       if (c.attrs().get_int("_weights_once", 0) && w->dtype == DType::f32) weights_once_ = *w;
       else prepack(*w);
-      // Winograd transforms the weights at the first plan that uses it, from
-      // the packed copy (3x3, one group, within its weight-size cap).
+      // Winograd (3x3, one group, within its weight-size cap) transforms the
+      // weights at the first plan that uses it, from the packed copy; weights
+      // used once are transformed at each run, from the caller's array.
       winograd_possible_ = winograd_allowed && w->rank() == 4 && w->shape[2] == 3 && w->shape[3] == 3 &&
                            group_ == 1 && (!packed_w_.empty() || weights_once_.data) &&
                            kernels::Winograd::may_apply(w->shape[0], w->shape[1]);
@@ -363,10 +365,9 @@ class ConvOp : public Op {
                                                : kernels::depthwise_work_floats(g);
   }
 
-  // Scratch floats of the GEMM algorithms' B operand: the im2col panels or the
-  // padded input and row pointers (indirect), then the GEMM's work areas for
-  // every thread.
-  // B's work area for one image's GEMM run on `threads` threads.
+  // Scratch floats of the GEMM algorithms' B operand for one image's GEMM
+  // run on `threads` threads: the im2col panels or the padded input and row
+  // pointers (indirect), then the GEMM's work area for each thread.
   int64_t b_work_floats(ConvAlgo algo, const kernels::Window2D& g, int64_t Cg, int64_t Mg, int64_t K, int threads) const {
     const int64_t gemm_work = int64_t(kernels::gemm_work_floats(*kt_, Mg)) * threads;
     if (algo == ConvAlgo::Pointwise) return gemm_work;
