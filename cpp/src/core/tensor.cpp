@@ -2,6 +2,10 @@
 #include <cstring>
 #include <sstream>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include "pycnn/errors.h"
 #include "pycnn/tensor.h"
 
@@ -45,10 +49,21 @@ std::string shape_str(const Shape& s) {
 }
 
 std::shared_ptr<void> aligned_buffer(size_t bytes, bool zero) {
-  size_t rounded = (bytes + 63) / 64 * 64;
+  // Large buffers (a plan's arena, packed weights) sit on 2 MiB pages where
+  // the OS allows it (transparent huge pages in "madvise" mode, the usual
+  // default): GEMMs read B rows a plane apart, a new 4 KiB page per row.
+  // Measured (AVX2 Zen 3, 1 thread, MobileNetV2 alone in a process, noisy
+  // machine): 18-20 -> 14-15 ms.
+  constexpr size_t kHugePage = size_t(2) << 20;
+  const bool huge = bytes >= 2 * kHugePage;
+  const size_t align = huge ? kHugePage : 64;
+  size_t rounded = (bytes + align - 1) / align * align;
   if (rounded == 0) rounded = 64;
-  void* p = std::aligned_alloc(64, rounded);
+  void* p = std::aligned_alloc(align, rounded);
   if (!p) fail(ErrorCode::Runtime, "out of memory allocating ", bytes, " bytes");
+#if defined(MADV_HUGEPAGE)
+  if (huge) madvise(p, rounded, MADV_HUGEPAGE);
+#endif
   if (zero) std::memset(p, 0, rounded);
   return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
 }
