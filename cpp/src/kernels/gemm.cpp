@@ -199,39 +199,45 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const GemmA& A
   // columns, row_stride floats apart).
   auto column_at = [&](int64_t n) { return B.row_cols ? n / B.row_cols * B.row_stride + n % B.row_cols : n; };
   // Copies B rows [k0, k0 + kc) of panels [p0, p1) into panels of kc x nr
-  // (columns past N zero), applying the rows' map.
+  // (columns past N zero), applying the rows' map. Row by row: each row's
+  // slice of the block is read in order, in contiguous runs. B's rows are
+  // far apart (a plane each): read panel by panel, a line per row, a block
+  // not in cache waits on memory a line at a time (MobileNetV2's 144 -> 24
+  // 1x1 convolution with B in DRAM: 1.33 -> 0.63 ms, AVX2).
   auto pack_block = [&](int64_t k0, int64_t kc, int64_t p0, int64_t p1, float* dst) {
-    for (int64_t p = p0; p < p1; ++p) {
-      float* d = dst + (p - p0) * kc * nr;
-      const int64_t n0 = p * nr, cols = std::min<int64_t>(nr, N - n0);
-      // A panel spanning groups of columns (output rows of indirect rows,
-      // images of a batch): contiguous runs.
-      struct Run { int64_t from; int at, len; } runs[64];
-      int nruns = 0;
-      for (int64_t n = n0; n < n0 + cols;) {
-        const int64_t len = B.row_cols ? std::min(n0 + cols - n, B.row_cols - n % B.row_cols) : n0 + cols - n;
-        runs[nruns++] = Run{column_at(n), int(n - n0), int(len)};
-        n += len;
-      }
-      const bool in_runs = B.rows || B.row_cols;
-      for (int64_t k = 0; k < kc; ++k, d += nr) {
-        const float* row = B.rows ? B.rows[k0 + k] : B.data + (k0 + k) * B.ld;  // column 0 of row k
-        if (B.maps_rows()) {
-          const auto [s, t] = row_map(k0 + k);
-          for (int r = 0; r < nruns; ++r)
-            for (int j = 0; j < runs[r].len; ++j)
-              d[runs[r].at + j] = std::min(std::max(row[runs[r].from + j] * s + t, lo), hi);
-          for (int64_t j = cols; j < nr; ++j) d[j] = 0.f;
-        } else if (in_runs) {
-          for (int r = 0; r < nruns; ++r)
-            for (int j = 0; j < runs[r].len; ++j) d[runs[r].at + j] = row[runs[r].from + j];
-          for (int64_t j = cols; j < nr; ++j) d[j] = 0.f;
-        } else if (cols == nr) {
-          for (int j = 0; j < nr; ++j) d[j] = row[n0 + j];  // a short inline copy: a memcpy call costs more
-        } else {
-          for (int64_t j = 0; j < nr; ++j) d[j] = j < cols ? row[n0 + j] : 0.f;
+    // The block's columns as runs contiguous in a B row, none crossing a
+    // panel (output rows of indirect rows, images of a batch).
+    struct Run { int64_t from; int64_t to; int len; };  // B row offset -> dst offset within a row's panels
+    Run runs[kNCPanels * 32 + 1];
+    int nruns = 0;
+    const int64_t n_end = std::min(N, p1 * nr);
+    for (int64_t n = p0 * nr; n < n_end;) {
+      const int64_t panel_end = std::min(n_end, (n / nr + 1) * nr);
+      const int64_t len = B.row_cols ? std::min(panel_end - n, B.row_cols - n % B.row_cols) : panel_end - n;
+      runs[nruns++] = Run{column_at(n), (n / nr - p0) * kc * nr + n % nr, int(len)};
+      n += len;
+    }
+    const int64_t tail_from = n_end - (p1 - 1) * nr;  // zero columns [tail_from, nr) of the last panel
+    auto row_at = [&](int64_t k) { return B.rows ? B.rows[k] : B.data + k * B.ld; };  // column 0 of row k
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* row = row_at(k0 + k);
+      float* d = dst + k * nr;
+      if (B.maps_rows()) {
+        const auto [s, t] = row_map(k0 + k);
+        for (int r = 0; r < nruns; ++r) {
+          const float* src = row + runs[r].from;
+          float* o = d + runs[r].to;
+          for (int j = 0; j < runs[r].len; ++j) o[j] = std::min(std::max(src[j] * s + t, lo), hi);
+        }
+      } else {
+        for (int r = 0; r < nruns; ++r) {
+          const float* src = row + runs[r].from;
+          float* o = d + runs[r].to;
+          for (int j = 0; j < runs[r].len; ++j) o[j] = src[j];  // short runs: a loop beats a memcpy call
         }
       }
+      float* last = d + (p1 - 1 - p0) * kc * nr;
+      for (int64_t j = tail_from; j < nr; ++j) last[j] = 0.f;
     }
     // Other activations take a pass over the block (columns past N turn
     // into act(0): their products are never stored).

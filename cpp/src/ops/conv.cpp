@@ -485,11 +485,17 @@ class ConvOp : public Op {
 
   ConvAlgo choose(const Shape& x, const Shape& w, const kernels::Window2D& g) const {
     if (group_ > 1 && group_ == x[1] && w[0] == group_) {
-      // Vectors across channels, except on large stride-1 planes: there a
-      // plane fills its own vectors and interleaving channels costs more than
-      // it saves (measured: 112x112 3x3 25% slower, 56x56 even, smaller
-      // planes and every stride-2 layer up to 4x faster).
-      const bool large_plane = (g.sh == 1 && g.sw == 1 && g.oh * g.ow > 56 * 56) ||
+      // Vectors across channels, except on large planes: there a plane
+      // fills its own vectors and interleaving channels costs more than it
+      // saves. Measured, 1 thread: AVX-512 (16 lanes), 112x112 3x3 25%
+      // slower across channels, 56x56 even, smaller planes and every
+      // stride-2 layer up to 4x faster; AVX2 (8 lanes, a plane's rows fill
+      // vectors sooner), 56x56 outputs 1.3-1.6x faster by plane at stride 1
+      // and 2 (MobileNetV2's 96-channel 112 -> 56: 1.23 -> 0.79 ms), 28x28
+      // even or slower.
+      const int64_t out = g.oh * g.ow;
+      const bool wide_lanes = kt_->channel_lanes >= 16;
+      const bool large_plane = (wide_lanes ? g.sh == 1 && g.sw == 1 && out > 56 * 56 : out >= 56 * 56) ||
                                kernels::channel_window_pixels(g) > kernels::kMaxChannelWindowPixels;
       return large_plane ? ConvAlgo::Depthwise : ConvAlgo::DepthwiseChannels;
     }
