@@ -48,6 +48,10 @@ CASES = [
     (8, 8, 11, 13, 3, 2, 1, None, None, "indirect-gemm"),
     (17, 17, 10, 10, 3, 1, 17, "Relu", [1, 17, 10, 10], "depthwise-channels"),
     (12, 12, 57, 58, 3, 1, 12, "Relu", [1, 12, 57, 58], "depthwise-direct"),  # large stride-1 planes
+    # rows of 4 vectors and a redone tail (AVX2), or of 2 + 1 vectors (AVX-512), then a pass of the activation
+    (5, 5, 60, 61, 3, 1, 5, "Sigmoid", [1, 5, 60, 61], "depthwise-direct"),
+    # 5x5 stride 2 on a large plane: by plane with 8 lanes, across channels with 16
+    (6, 6, 113, 115, 5, 2, 6, "Relu", [1, 6, 57, 58], "depthwise"),
     (33, 33, 9, 9, 5, 2, 33, "Sigmoid", [1, 33, 5, 5], "depthwise-channels"),
     (7, 5, 6, 6, 3, 1, 1, "Sigmoid", [1, 5, 1, 1], "indirect-gemm"),   # broadcast residual
     (3, 4, 5, 5, 1, 1, 1, "Relu", [2, 4, 5, 5], "pointwise-gemm"),      # the Add broadcasts the conv up

@@ -471,6 +471,8 @@ CONV_CASES = [
     conv_case("dw_c5_61x59_k3_p1", 1, 5, (61, 59), 5, (3, 3), group=5, pads=[1, 1, 1, 1]),
     conv_case("dw_c3_60x64_k5_d2_asym", 2, 3, (60, 64), 3, (5, 5), group=3, dilations=[2, 2], pads=[4, 3, 4, 5]),
     conv_case("dw_c3_141x137_k3_s2_p1", 1, 3, (141, 137), 3, (3, 3), group=3, strides=[2, 2], pads=[1, 1, 1, 1]),
+    conv_case("dw_c4_115x113_k5_s2_p2", 1, 4, (115, 113), 4, (5, 5), group=4, strides=[2, 2], pads=[2, 2, 2, 2]),
+    conv_case("dw_c3_61x70_k3_p1", 1, 3, (61, 70), 3, (3, 3), group=3, pads=[1, 1, 1, 1]),  # a redone row tail
     conv_case("dw_c7_9x31_k1x7_s1x3", 1, 7, (9, 31), 7, (1, 7), group=7, strides=[1, 3], pads=[0, 3, 0, 2]),
     conv_case("dw_c3_13x7_k7_s1_d1_p0", 1, 3, (13, 7), 3, (7, 7), group=3),
     # 1-D
