@@ -41,6 +41,10 @@ class SessionOptions:
         where it is faster (default True). Its rounding error is a few times
         that of direct convolution (see docs/architecture.md); False gives
         direct convolution everywhere.
+    enable_blocked_layout: run chains of depthwise and 1x1 convolutions (MobileNet
+        and EfficientNet blocks) on channel-blocked tensors (NCHW8c with AVX2,
+        NCHW16c with AVX-512), reordered at the chain's edges (default True).
+        False keeps every tensor NCHW; results agree to float rounding.
     """
 
     def __init__(self):
@@ -48,6 +52,7 @@ class SessionOptions:
         self.inter_op_num_threads = 0
         self.graph_optimization_level = GraphOptimizationLevel.ORT_ENABLE_ALL
         self.enable_winograd = True
+        self.enable_blocked_layout = True
 
     def __repr__(self):
         return (f"SessionOptions(intra_op_num_threads={self.intra_op_num_threads}, "
@@ -94,7 +99,8 @@ class InferenceSession:
         del model
         self._options = options
         self._session = _core.Session(graph, threads, int(options.graph_optimization_level),
-                                      bool(getattr(options, "enable_winograd", True)))
+                                      bool(getattr(options, "enable_winograd", True)),
+                                      bool(getattr(options, "enable_blocked_layout", True)))
         del graph
 
     # -- ONNX Runtime's API --------------------------------------------------

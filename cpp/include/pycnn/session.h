@@ -15,6 +15,7 @@ struct SessionOptions {
   int num_threads = 0;         // 0: all CPUs this process may use (affinity and cgroup quota)
   int optimization_level = 99; // 0: none; >=1: constant folding, batch-norm folding, fusion
   bool enable_winograd = true; // Winograd F(4x4,3x3) / F(2x2,3x3) for 3x3 stride-1 convolutions where it pays
+  bool enable_blocked_layout = true;  // chains of depthwise and 1x1 convolutions on NCHWc tensors
 };
 
 struct NodeIssue {

@@ -169,16 +169,17 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("num_nodes", [](const Graph& g) { return g.nodes.size(); });
 
   py::class_<Session>(m, "Session", "A compiled model: created once, run many times.")
-      .def(py::init([](Graph& g, int threads, int level, bool winograd) {
+      .def(py::init([](Graph& g, int threads, int level, bool winograd, bool blocked) {
              SessionOptions o;
              o.num_threads = threads;
              o.optimization_level = level;
              o.enable_winograd = winograd;
+             o.enable_blocked_layout = blocked;
              py::gil_scoped_release nogil;
              return std::make_unique<Session>(g, o);
            }),
            py::arg("graph"), py::arg("num_threads") = 0, py::arg("optimization_level") = 99,
-           py::arg("enable_winograd") = true)
+           py::arg("enable_winograd") = true, py::arg("enable_blocked_layout") = true)
       .def("run",
            [](Session& s, const std::vector<std::string>& names, const py::list& arrays, const std::vector<std::string>& outs) {
              std::vector<py::array> keep;

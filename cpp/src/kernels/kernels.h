@@ -58,6 +58,25 @@ struct GemmStore {
   const float* next_a = nullptr;
 };
 
+// The blocked layout (NCHWc, c = KernelTable::channel_lanes): C channels of
+// an image are ceil(C / c) blocks, each a [H][W][c] plane of pixels of c
+// channels, so one vector holds one pixel's channels. Lanes past C are
+// padding: they hold finite values, and no kernel reads them as data.
+//
+// One blocked 1x1 convolution: y = act(W x + bias + residual), a GEMM with
+// pixels as rows and input channels as K.
+struct BlockedPointwise {
+  const float* x = nullptr;      // input blocks, x_stride floats apart
+  int64_t x_stride = 0;
+  int64_t K = 0;                 // input channels
+  const float* w = nullptr;      // [output block][K][c]
+  const float* bias = nullptr;   // [output blocks * c], or null
+  const float* residual = nullptr;  // laid out like y, or null
+  Activation act;
+  float* y = nullptr;            // output blocks, y_stride floats apart
+  int64_t y_stride = 0;
+};
+
 struct KernelTable {
   const char* isa;
   // GEMM micro-kernel: C[rows x nr] (+)= A_panel[k x mr]^T * B_panel[k x nr]
@@ -112,6 +131,20 @@ struct KernelTable {
   void (*split_even_odd)(const float* x, int64_t n, float* even, float* odd);
   void (*avgpool2d)(const Window2D& g, const float* x, float* y, bool count_include_pad,
                     int64_t pad_end_h, int64_t pad_end_w);
+  // Blocked layout (see BlockedPointwise). Pixels [p0, p1) of output blocks
+  // [b0, b1) of a 1x1 convolution.
+  void (*blocked_pointwise)(const BlockedPointwise& a, int64_t p0, int64_t p1, int64_t b0, int64_t b1);
+  // Output rows [oh0, oh1) of one block of a depthwise convolution: x a
+  // [ih][iw][c] plane, w its [kh * kw][c] taps, bias c floats (or null), y
+  // and residual (or null) [oh][ow][c] planes; y = act(conv + bias + residual).
+  void (*blocked_depthwise)(const Window2D& g, const float* x, const float* w, const float* bias,
+                            const float* residual, const Activation& act, float* y, int64_t oh0, int64_t oh1);
+  // One block between layouts: `channels` <= c planes of `pixels` floats
+  // (contiguous) <-> a [pixels][c] block (lanes past `channels` zero).
+  void (*to_blocked)(const float* x, int channels, int64_t pixels, float* y);
+  void (*from_blocked)(const float* x, int channels, int64_t pixels, float* y);
+  // sum[l] = the sum over a block's `pixels` pixels of lane l (c floats).
+  void (*blocked_sum)(const float* x, int64_t pixels, float* sum);
 };
 
 // Scratch of winograd_input / winograd_output for `tiles` tiles: tile-major

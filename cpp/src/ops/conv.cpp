@@ -672,7 +672,10 @@ class ConvTransposeOp : public Op {
 
 }  // namespace
 
-std::unique_ptr<Op> make_conv(const OpContext& c) { return std::make_unique<ConvOp>(c); }
+std::unique_ptr<Op> make_conv(const OpContext& c) {
+  if (c.attrs().get_int("_blocked", 0)) return make_blocked_conv(c);
+  return std::make_unique<ConvOp>(c);
+}
 std::unique_ptr<Op> make_conv_transpose(const OpContext& c) { return std::make_unique<ConvTransposeOp>(c); }
 
 }  // namespace pycnn

@@ -9,6 +9,12 @@ namespace pycnn {
 std::unique_ptr<Op> make_average_pool(const OpContext& c);
 std::unique_ptr<Op> make_batch_norm(const OpContext& c);
 std::unique_ptr<Op> make_binary(const OpContext& c);
+// The blocked layout's ops (ops/blocked.cpp): Conv and GlobalAveragePool
+// nodes marked _blocked come here from their plain factories.
+std::unique_ptr<Op> make_blocked_conv(const OpContext& c);
+std::unique_ptr<Op> make_blocked_global_average_pool(const OpContext& c);
+std::unique_ptr<Op> make_to_blocked(const OpContext& c);
+std::unique_ptr<Op> make_from_blocked(const OpContext& c);
 std::unique_ptr<Op> make_cast(const OpContext& c);
 std::unique_ptr<Op> make_clip(const OpContext& c);
 std::unique_ptr<Op> make_concat(const OpContext& c);

@@ -166,7 +166,10 @@ class GlobalPoolOp : public Op {
 
 std::unique_ptr<Op> make_max_pool(const OpContext& c) { return std::make_unique<PoolOp>(c, true); }
 std::unique_ptr<Op> make_average_pool(const OpContext& c) { return std::make_unique<PoolOp>(c, false); }
-std::unique_ptr<Op> make_global_average_pool(const OpContext& c) { return std::make_unique<GlobalPoolOp>(c.node, false); }
+std::unique_ptr<Op> make_global_average_pool(const OpContext& c) {
+  if (c.attrs().get_int("_blocked", 0)) return make_blocked_global_average_pool(c);
+  return std::make_unique<GlobalPoolOp>(c.node, false);
+}
 std::unique_ptr<Op> make_global_max_pool(const OpContext& c) { return std::make_unique<GlobalPoolOp>(c.node, true); }
 
 }  // namespace pycnn

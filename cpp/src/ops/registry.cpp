@@ -10,6 +10,8 @@ namespace {
 const std::map<std::string, OpFactory>& registry() {
   static const std::map<std::string, OpFactory> ops = {
       {"Conv", make_conv},
+      {"pycnn.ToBlocked", make_to_blocked},
+      {"pycnn.FromBlocked", make_from_blocked},
       {"ConvTranspose", make_conv_transpose},
       {"MaxPool", make_max_pool},
       {"AveragePool", make_average_pool},
@@ -115,7 +117,8 @@ const OpFactory* find_op(const std::string& op_type) {
 
 std::vector<std::string> registered_ops() {
   std::vector<std::string> names;
-  for (auto& kv : registry()) names.push_back(kv.first);
+  for (auto& kv : registry())
+    if (kv.first.rfind("pycnn.", 0) != 0) names.push_back(kv.first);  // not the passes' internal ops
   return names;
 }
 

@@ -293,6 +293,7 @@ Session::Session(Graph graph, const SessionOptions& options) : impl_(std::make_u
       passes::fuse_activations(s.graph);
       passes::fuse_residual_adds(s.graph);
       passes::fuse_input_affine(s.graph);
+      if (options.enable_blocked_layout) passes::use_blocked_layout(s.graph, kernels::active().channel_lanes);
     }
     passes::eliminate_dead_nodes(s.graph);
     if (!options.enable_winograd)

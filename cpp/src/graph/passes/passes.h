@@ -30,6 +30,13 @@ void fuse_residual_adds(Graph& g);
 //   MobileNetV3's projection convs.
 // Runs after fuse_residual_adds (which wants at most 3 Conv inputs).
 void fuse_input_affine(Graph& g);
+// Chains of depthwise and 1x1 convolutions (at least one depthwise, two
+// convolutions in all) move to the blocked layout of `lanes` channels a
+// block (blocked_layout.cpp): their Conv nodes get _blocked, reorders
+// (pycnn.ToBlocked / pycnn.FromBlocked) go where the chain meets plain
+// tensors, and a GlobalAveragePool of a chain's output reads it blocked.
+// Runs after the fusions, on the convolutions they made.
+void use_blocked_layout(Graph& g, int lanes);
 // Removes nodes whose outputs nobody reads, and constants nobody uses.
 void eliminate_dead_nodes(Graph& g);
 

@@ -1,0 +1,317 @@
+// Ops on the blocked layout (NCHWc, kernels.h), which the use_blocked_layout
+// pass puts on chains of depthwise and 1x1 convolutions:
+// - Conv with _blocked (1x1 stride-1 unpadded, one group; or depthwise), its
+//   weights packed per output block at create;
+// - pycnn.ToBlocked / pycnn.FromBlocked, the reorders at a chain's edges;
+// - GlobalAveragePool with _blocked, which reads a chain's output in place.
+// A blocked tensor of C channels has shape (N, ceil(C / c), H, W, c).
+#include <cstring>
+
+#include "core/parallel.h"
+#include "ops/common.h"
+#include "ops/op_list.h"
+#include "ops/window.h"
+
+namespace pycnn {
+namespace {
+
+int64_t blocks_of(int64_t channels, int64_t lanes) { return (channels + lanes - 1) / lanes; }
+
+// The lane count a blocked node was laid out for; it must be the active ISA's.
+int64_t blocked_lanes(const Node& node, const char* attr, const kernels::KernelTable& kt) {
+  const int64_t lanes = node.attrs.get_int(attr, 0);
+  PYCNN_CHECK(lanes == kt.channel_lanes, ErrorCode::InvalidModel, where(node), ": laid out for ", lanes,
+              "-channel blocks, but the ", kt.isa, " kernels take ", kt.channel_lanes);
+  return lanes;
+}
+
+// (N, ceil(C / lanes), H, W, lanes), checked.
+void require_blocked(const TensorInfo& t, int64_t channels, int64_t lanes, const char* what, const Node& node) {
+  const Shape& s = t.shape;
+  PYCNN_CHECK(t.dtype == DType::f32 && s.size() == 5 && s[1] == blocks_of(channels, lanes) && s[4] == lanes,
+              ErrorCode::InvalidArgument, where(node), ": ", what, " must be float32 blocked (N, ",
+              blocks_of(channels, lanes), ", H, W, ", lanes, ") for ", channels, " channels, got ", dtype_name(t.dtype),
+              " ", shape_str(s));
+}
+
+class BlockedConvOp : public Op {
+ public:
+  explicit BlockedConvOp(const OpContext& c)
+      : node_(c.node), attrs_(SpatialAttrs::parse(c.node)), kt_(&kernels::active()) {
+    lanes_ = blocked_lanes(node_, "_blocked", *kt_);
+    const Tensor* w = c.constant(1);
+    PYCNN_CHECK(w && w->dtype == DType::f32 && w->rank() == 4, ErrorCode::InvalidModel, where(node_),
+                ": a blocked convolution needs constant float32 (M, C/group, kh, kw) weights");
+    const int64_t group = c.attrs().get_int("group", 1);
+    M_ = w->shape[0];
+    depthwise_ = group > 1;
+    if (depthwise_) {
+      PYCNN_CHECK(group == M_ && w->shape[1] == 1, ErrorCode::InvalidModel, where(node_),
+                  ": a blocked grouped convolution must be depthwise (group = output channels, one input channel each)");
+      C_ = M_;
+    } else {
+      PYCNN_CHECK(group == 1 && w->shape[2] == 1 && w->shape[3] == 1, ErrorCode::InvalidModel, where(node_),
+                  ": a blocked convolution with one group must be 1x1");
+      C_ = w->shape[1];
+    }
+    act_ = fused_activation(c.attrs());
+    const Tensor* b = c.has_input(2) ? c.constant(2) : nullptr;
+    PYCNN_CHECK(!c.has_input(2) || (b && b->dtype == DType::f32 && b->numel() == M_), ErrorCode::InvalidModel,
+                where(node_), ": a blocked convolution needs a constant float32 bias of ", M_, " values");
+    pack(*w, b);
+  }
+
+  bool keeps_copy_of(size_t i) const override { return i == 1 || i == 2; }
+  std::string algorithm() const override {
+    return std::string(depthwise_ ? "blocked-depthwise" : "blocked-pointwise") + (has_scale_ ? "+input-scale" : "") +
+           (act_.is_identity() ? "" : "+act");
+  }
+  double flops(const std::vector<Tensor>&, const std::vector<Tensor>& out) const override {
+    const Shape& y = out[0].shape;
+    return 2.0 * double(y[0] * y[2] * y[3] * M_) * double(depthwise_ ? taps_ : C_);
+  }
+
+  std::vector<TensorInfo> infer(const std::vector<TensorInfo>& in) override {
+    require_blocked(in[0], C_, lanes_, "the input", node_);
+    const kernels::Window2D g = window(in[0].shape);
+    const Shape out{in[0].shape[0], blocks_of(M_, lanes_), g.oh, g.ow, lanes_};
+    if (in.size() > 3 && in[3].present)
+      PYCNN_CHECK(in[3].shape == out && in[3].dtype == DType::f32, ErrorCode::InvalidArgument, where(node_),
+                  ": the residual must be float32 ", shape_str(out), " like the output, got ", shape_str(in[3].shape));
+    has_scale_ = in.size() > 4 && in[4].present;
+    if (has_scale_) {
+      const int64_t n = shape_numel(in[4].shape);
+      PYCNN_CHECK(!depthwise_ && in[4].dtype == DType::f32 && (n == C_ || n == in[0].shape[0] * C_),
+                  ErrorCode::InvalidArgument, where(node_), ": the input scale must hold ", C_, " or N x ", C_,
+                  " float32 values, got ", shape_str(in[4].shape));
+      PYCNN_CHECK(in.size() <= 5 || !in[5].present, ErrorCode::InvalidModel, where(node_),
+                  ": a blocked convolution takes no input shift");
+    }
+    return {TensorInfo{DType::f32, out}};
+  }
+
+  size_t scratch_bytes(const std::vector<TensorInfo>& in) override {
+    infer(in);
+    return has_scale_ ? weights_.size() * sizeof(float) + 64 : 0;  // the weights scaled per image
+  }
+
+  void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void* scratch) override {
+    const Tensor& x = in[0];
+    Tensor& y = out[0];
+    const float* residual = in.size() > 3 && in[3].data ? in[3].ptr<float>() : nullptr;
+    if (depthwise_) {
+      run_depthwise(x, residual, y);
+      return;
+    }
+    const float* scale = in.size() > 4 && in[4].data ? in[4].ptr<float>() : nullptr;
+    run_pointwise(x, residual, scale, scale ? in[4].numel() : 0, y, static_cast<float*>(scratch));
+  }
+
+ private:
+  kernels::Window2D window(const Shape& x) const {
+    SpatialAttrs a = attrs_;
+    if (a.kernel.empty()) a.kernel = kernel_;
+    a.complete(2, node_);
+    PYCNN_CHECK(a.kernel == kernel_, ErrorCode::InvalidModel, where(node_), ": kernel_shape ", shape_str(a.kernel),
+                " does not match the weights");
+    std::vector<int64_t> pads;
+    const std::vector<int64_t> isz{x[2], x[3]};
+    const auto osz = a.output_sizes(isz, node_, &pads);
+    return make_window2d(isz, osz, a, pads);
+  }
+
+  // Weights as [output block][C][lanes] (1x1) or [block][kh * kw][lanes]
+  // (depthwise), and the bias as [blocks * lanes]; zero past M.
+  void pack(const Tensor& w, const Tensor* b) {
+    kernel_ = {w.shape[2], w.shape[3]};
+    taps_ = w.shape[2] * w.shape[3];
+    const int64_t per_out = depthwise_ ? taps_ : C_, blocks = blocks_of(M_, lanes_);
+    weights_.assign(size_t(blocks * per_out * lanes_), 0.f);
+    bias_.assign(size_t(blocks * lanes_), 0.f);
+    const float* wp = w.ptr<float>();
+    for (int64_t m = 0; m < M_; ++m) {
+      float* dst = weights_.data() + (m / lanes_) * per_out * lanes_ + m % lanes_;
+      for (int64_t k = 0; k < per_out; ++k) dst[k * lanes_] = wp[m * per_out + k];
+      if (b) bias_[size_t(m)] = b->ptr<float>()[m];
+    }
+  }
+
+  void run_depthwise(const Tensor& x, const float* residual, Tensor& y) {
+    const kernels::Window2D g = window(x.shape);
+    const int64_t batch = x.shape[0], blocks = x.shape[1];
+    const int64_t in_plane = g.ih * g.iw * lanes_, out_plane = g.oh * g.ow * lanes_;
+    // Few blocks (batch 1, 32 channels = 2-4 blocks) split by rows as well,
+    // so every thread has a share.
+    const int64_t planes = batch * blocks, want = 4 * int64_t(current_num_threads());
+    const int64_t chunks = planes >= want ? 1 : std::min(g.oh, (want + planes - 1) / planes);
+    const int64_t rows = (g.oh + chunks - 1) / chunks;
+    const float* xp = x.ptr<float>();
+    float* yp = y.ptr<float>();
+    const kernels::KernelTable& kt = *kt_;
+    parallel_for(planes * chunks, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t plane = i / chunks, cb = plane % blocks, r0 = i % chunks * rows;
+        if (r0 >= g.oh) continue;
+        kt.blocked_depthwise(g, xp + plane * in_plane, weights_.data() + cb * taps_ * lanes_,
+                             bias_.data() + cb * lanes_, residual ? residual + plane * out_plane : nullptr, act_,
+                             yp + plane * out_plane, r0, std::min(g.oh, r0 + rows));
+      }
+    });
+  }
+
+  void run_pointwise(const Tensor& x, const float* residual, const float* scale, int64_t scale_values, Tensor& y,
+                     float* scaled) {
+    const int64_t batch = x.shape[0], in_blocks = x.shape[1], out_blocks = y.shape[1];
+    const int64_t pixels = x.shape[2] * x.shape[3], plane = pixels * lanes_;
+    const int64_t threads = current_num_threads();
+    // Each image on one thread when the batch splits evenly; else each
+    // image's pixels (or, on small maps, its output blocks) split.
+    const bool by_image = batch >= threads && batch % threads == 0 && !scale;
+    const bool by_pixels = pixels >= 24 * threads;
+    const int64_t parts = by_image ? 1 : threads;
+    const int64_t pixel_step = (pixels + parts - 1) / parts / 6 * 6 + 6;
+    const int64_t block_step = (out_blocks + parts - 1) / parts;
+    const kernels::KernelTable& kt = *kt_;
+    auto image = [&](int64_t n, int64_t part, const float* w) {
+      kernels::BlockedPointwise a;
+      a.x = x.ptr<float>() + n * in_blocks * plane;
+      a.x_stride = plane;
+      a.K = C_;
+      a.w = w;
+      a.bias = bias_.data();
+      a.residual = residual ? residual + n * out_blocks * plane : nullptr;
+      a.act = act_;
+      a.y = y.ptr<float>() + n * out_blocks * plane;
+      a.y_stride = plane;
+      if (parts == 1) kt.blocked_pointwise(a, 0, pixels, 0, out_blocks);
+      else if (by_pixels) kt.blocked_pointwise(a, std::min(pixels, part * pixel_step), std::min(pixels, (part + 1) * pixel_step), 0, out_blocks);
+      else kt.blocked_pointwise(a, 0, pixels, std::min(out_blocks, part * block_step), std::min(out_blocks, (part + 1) * block_step));
+    };
+    if (!scale) {
+      parallel_for(batch * parts, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) image(i / parts, i % parts, weights_.data());
+      });
+      return;
+    }
+    // The squeeze-and-excitation scale of input channel k scales W's row k:
+    // K x M multiplies per image instead of K per pixel.
+    for (int64_t n = 0; n < batch; ++n) {
+      const float* s = scale + (scale_values == C_ ? 0 : n * C_);
+      parallel_for(out_blocks, [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b)
+          for (int64_t k = 0; k < C_; ++k) {
+            const float* src = weights_.data() + (b * C_ + k) * lanes_;
+            float* dst = scaled + (b * C_ + k) * lanes_;
+            for (int64_t l = 0; l < lanes_; ++l) dst[l] = src[l] * s[k];
+          }
+      });
+      parallel_for(parts, [&](int64_t b, int64_t e) {
+        for (int64_t part = b; part < e; ++part) image(n, part, scaled);
+      });
+    }
+  }
+
+  Node node_;
+  SpatialAttrs attrs_;
+  const kernels::KernelTable* kt_;
+  int64_t lanes_ = 0, M_ = 0, C_ = 0, taps_ = 1;
+  bool depthwise_ = false, has_scale_ = false;
+  std::vector<int64_t> kernel_;
+  kernels::Activation act_;
+  std::vector<float> weights_, bias_;
+};
+
+// pycnn.ToBlocked (attribute lanes) and pycnn.FromBlocked (attributes lanes,
+// channels): NCHW <-> blocked, a block of channels at a time.
+class ReorderOp : public Op {
+ public:
+  ReorderOp(const OpContext& c, bool to_blocked) : node_(c.node), to_blocked_(to_blocked), kt_(&kernels::active()) {
+    lanes_ = blocked_lanes(node_, "lanes", *kt_);
+    channels_ = c.attrs().get_int("channels", 0);
+    PYCNN_CHECK(to_blocked || channels_ > 0, ErrorCode::InvalidModel, where(node_), ": needs channels > 0");
+  }
+  std::string algorithm() const override { return to_blocked_ ? "to-blocked" : "from-blocked"; }
+
+  std::vector<TensorInfo> infer(const std::vector<TensorInfo>& in) override {
+    const Shape& x = in[0].shape;
+    if (to_blocked_) {
+      PYCNN_CHECK(in[0].dtype == DType::f32 && x.size() == 4, ErrorCode::InvalidArgument, where(node_),
+                  ": the input must be float32 (N, C, H, W), got ", dtype_name(in[0].dtype), " ", shape_str(x));
+      return {TensorInfo{DType::f32, Shape{x[0], blocks_of(x[1], lanes_), x[2], x[3], lanes_}}};
+    }
+    require_blocked(in[0], channels_, lanes_, "the input", node_);
+    return {TensorInfo{DType::f32, Shape{x[0], channels_, x[2], x[3]}}};
+  }
+
+  void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void*) override {
+    const Tensor& nchw = to_blocked_ ? in[0] : out[0];
+    const Tensor& blocked = to_blocked_ ? out[0] : in[0];
+    const int64_t C = nchw.shape[1], blocks = blocked.shape[1], pixels = nchw.shape[2] * nchw.shape[3];
+    float* src = static_cast<float*>(in[0].data);
+    float* dst = static_cast<float*>(out[0].data);
+    const kernels::KernelTable& kt = *kt_;
+    parallel_for(nchw.shape[0] * blocks, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t n = i / blocks, c0 = i % blocks * lanes_;
+        const int channels = int(std::min(lanes_, C - c0));
+        float* plain = (to_blocked_ ? src : dst) + (n * C + c0) * pixels;
+        float* block = (to_blocked_ ? dst : src) + i * pixels * lanes_;
+        if (to_blocked_) kt.to_blocked(plain, channels, pixels, block);
+        else kt.from_blocked(block, channels, pixels, plain);
+      }
+    });
+  }
+
+ private:
+  Node node_;
+  bool to_blocked_;
+  const kernels::KernelTable* kt_;
+  int64_t lanes_ = 0, channels_ = 0;
+};
+
+// GlobalAveragePool (attributes _blocked, _channels) of a blocked input:
+// (N, C, 1, 1) out, as the plain op.
+class BlockedGlobalAveragePoolOp : public Op {
+ public:
+  explicit BlockedGlobalAveragePoolOp(const OpContext& c) : node_(c.node), kt_(&kernels::active()) {
+    lanes_ = blocked_lanes(node_, "_blocked", *kt_);
+    channels_ = c.attrs().get_int("_channels", 0);
+    PYCNN_CHECK(channels_ > 0, ErrorCode::InvalidModel, where(node_), ": needs _channels > 0");
+  }
+  std::vector<TensorInfo> infer(const std::vector<TensorInfo>& in) override {
+    require_blocked(in[0], channels_, lanes_, "the input", node_);
+    return {TensorInfo{DType::f32, Shape{in[0].shape[0], channels_, 1, 1}}};
+  }
+  void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void*) override {
+    const Tensor& x = in[0];
+    const int64_t blocks = x.shape[1], pixels = x.shape[2] * x.shape[3];
+    const float* xp = x.ptr<float>();
+    float* yp = out[0].ptr<float>();
+    const kernels::KernelTable& kt = *kt_;
+    parallel_for(x.shape[0] * blocks, [&](int64_t b, int64_t e) {
+      float sum[16];
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t n = i / blocks, c0 = i % blocks * lanes_;
+        kt.blocked_sum(xp + i * pixels * lanes_, pixels, sum);
+        for (int64_t l = 0; l < lanes_ && c0 + l < channels_; ++l)
+          yp[n * channels_ + c0 + l] = pixels ? sum[l] / float(pixels) : 0.f;
+      }
+    });
+  }
+
+ private:
+  Node node_;
+  const kernels::KernelTable* kt_;
+  int64_t lanes_ = 0, channels_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Op> make_blocked_conv(const OpContext& c) { return std::make_unique<BlockedConvOp>(c); }
+std::unique_ptr<Op> make_to_blocked(const OpContext& c) { return std::make_unique<ReorderOp>(c, true); }
+std::unique_ptr<Op> make_from_blocked(const OpContext& c) { return std::make_unique<ReorderOp>(c, false); }
+std::unique_ptr<Op> make_blocked_global_average_pool(const OpContext& c) {
+  return std::make_unique<BlockedGlobalAveragePoolOp>(c);
+}
+
+}  // namespace pycnn
