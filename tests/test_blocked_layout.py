@@ -171,3 +171,46 @@ def test_lone_depthwise_and_outside_residual_stay_plain():
 
 def test_internal_ops_are_not_listed_as_onnx_ops():
     assert not [op for op in pycnn.supported_ops() if op.startswith("pycnn.")]
+
+
+def direct_model(c, m, h, w, k, stride, dilation, pads, act, batch):
+    """A stem (k x k, c -> m, read from the NCHW input) -> 3x3 conv m -> m
+    (one group, on the blocked tensor) -> depthwise 3x3 -> 1x1 m -> 5: the
+    direct convolutions join the chain."""
+    rng = np.random.default_rng(c * 13 + m + k)
+    t = {"ws": rng.standard_normal((m, c, k, k)) / np.sqrt(c * k * k), "bs": rng.standard_normal(m),
+         "w3": rng.standard_normal((m, m, 3, 3)) / np.sqrt(9 * m), "wd": rng.standard_normal((m, 1, 3, 3)) / 3,
+         "wp": rng.standard_normal((5, m, 1, 1)) / np.sqrt(m), "clip_lo": np.array(0.0), "clip_hi": np.array(6.0)}
+    nodes = [helper.make_node("Conv", ["x", "ws", "bs"], ["s0"], kernel_shape=[k, k], strides=[stride, stride],
+                              dilations=[dilation, dilation], pads=pads)] + act_nodes(act, "s0", "s1")
+    nodes += [helper.make_node("Conv", ["s1", "w3"], ["t0"], pads=[1] * 4)] + act_nodes(act, "t0", "t1")
+    nodes += [helper.make_node("Conv", ["t1", "wd"], ["d"], pads=[1] * 4, group=m),
+              helper.make_node("Conv", ["d", "wp"], ["y"])]
+    inits = [numpy_helper.from_array(v.astype(np.float32), n) for n, v in t.items()]
+    graph = helper.make_graph(nodes, "direct", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, c, h, w])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+DIRECT = [
+    # c, m, h, w, k, stride, dilation, pads, act, batch
+    (3, 32, 33, 35, 3, 2, 1, [1, 1, 1, 1], "Clip", 1),  # MobileNetV2's stem
+    (3, 17, 20, 19, 3, 2, 1, [0, 0, 1, 1], "SiLU", 2),  # EfficientNet's, TF-style pads
+    (1, 7, 9, 13, 5, 1, 2, [4, 4, 4, 4], "Sigmoid", 1),
+    (11, 24, 12, 15, 7, 2, 1, [3, 2, 3, 2], "HardSwish", 1),
+    (20, 9, 6, 5, 1, 2, 1, [0, 0, 0, 0], None, 3),  # a strided 1x1
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("case", DIRECT, ids=[f"c{d[0]}-m{d[1]}-{d[2]}x{d[3]}-k{d[4]}s{d[5]}d{d[6]}-{d[8]}" for d in DIRECT])
+def test_direct_convolutions_join_the_chain(case, threads, isa):
+    c, m, h, w, k, stride, dilation, pads, act, batch = case
+    model = direct_model(c, m, h, w, k, stride, dilation, pads, act, batch)
+    feed = {"x": np.random.default_rng(6).standard_normal((batch, c, h, w)).astype(np.float32)}
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+    sess = session(model, threads)
+    algos = [n.algorithm for n in sess.profile(feed, runs=1).nodes if n.op_type == "Conv"]
+    assert algos[0].startswith("blocked-direct+plain-input") and algos[1].startswith("blocked-direct"), algos
+    assert "pycnn.ToBlocked" not in ops_of(sess)  # the stem reads the image itself
+    np.testing.assert_allclose(sess.run(None, feed)[0], want, rtol=1e-4, atol=1e-4)

@@ -77,6 +77,21 @@ struct BlockedPointwise {
   int64_t y_stride = 0;
 };
 
+// One blocked convolution with any window and one group (a direct
+// convolution): y = act(conv(x) + bias + residual), y blocked. x is blocked,
+// or plain NCHW (a stem reading the image): its strides say which.
+struct BlockedConv {
+  const float* x = nullptr;  // the image's input
+  int64_t x_block = 0, x_row = 0, x_pixel = 0, x_lane = 0;  // floats between blocks, rows, pixels, channels of a block
+  int64_t C = 0;             // input channels
+  Window2D g{};
+  const float* w = nullptr;  // [output block][input block][kh][kw][c in][c out]
+  const float* bias = nullptr;      // [output blocks * c], or null
+  const float* residual = nullptr;  // laid out like y, or null
+  Activation act;
+  float* y = nullptr;        // the image's output blocks, oh * ow * c floats apart
+};
+
 struct KernelTable {
   const char* isa;
   // GEMM micro-kernel: C[rows x nr] (+)= A_panel[k x mr]^T * B_panel[k x nr]
@@ -137,6 +152,8 @@ struct KernelTable {
   // Output rows [oh0, oh1) of one block of a depthwise convolution: x a
   // [ih][iw][c] plane, w its [kh * kw][c] taps, bias c floats (or null), y
   // and residual (or null) [oh][ow][c] planes; y = act(conv + bias + residual).
+  // Output row oh of output blocks [b0, b1) of a direct convolution.
+  void (*blocked_conv)(const BlockedConv& a, int64_t oh, int64_t b0, int64_t b1);
   void (*blocked_depthwise)(const Window2D& g, const float* x, const float* w, const float* bias,
                             const float* residual, const Activation& act, float* y, int64_t oh0, int64_t oh1);
   // One block between layouts: `channels` <= c planes of `pixels` floats

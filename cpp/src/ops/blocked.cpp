@@ -1,7 +1,9 @@
 // Ops on the blocked layout (NCHWc, kernels.h), which the use_blocked_layout
 // pass puts on chains of depthwise and 1x1 convolutions:
-// - Conv with _blocked (1x1 stride-1 unpadded, one group; or depthwise), its
-//   weights packed per output block at create;
+// - Conv with _blocked: 1x1 stride-1 unpadded (a GEMM over pixels),
+//   depthwise, or any other window with one group (direct), its weights
+//   packed per output block at create; a direct one with _plain_input reads
+//   an NCHW input (the stem, reading the image);
 // - pycnn.ToBlocked / pycnn.FromBlocked, the reorders at a chain's edges;
 // - GlobalAveragePool with _blocked, which reads a chain's output in place.
 // A blocked tensor of C channels has shape (N, ceil(C / c), H, W, c).
@@ -44,14 +46,19 @@ class BlockedConvOp : public Op {
                 ": a blocked convolution needs constant float32 (M, C/group, kh, kw) weights");
     const int64_t group = c.attrs().get_int("group", 1);
     M_ = w->shape[0];
-    depthwise_ = group > 1;
-    if (depthwise_) {
-      PYCNN_CHECK(group == M_ && w->shape[1] == 1, ErrorCode::InvalidModel, where(node_),
+    plain_input_ = c.attrs().get_int("_plain_input", 0) != 0;
+    PYCNN_CHECK(w->shape[2] <= 64 && w->shape[3] <= 64, ErrorCode::InvalidModel, where(node_),
+                ": a blocked convolution takes kernels up to 64x64, got ", shape_str(w->shape));
+    if (group > 1) {
+      PYCNN_CHECK(group == M_ && w->shape[1] == 1 && !plain_input_, ErrorCode::InvalidModel, where(node_),
                   ": a blocked grouped convolution must be depthwise (group = output channels, one input channel each)");
+      algo_ = Algo::Depthwise;
       C_ = M_;
     } else {
-      PYCNN_CHECK(group == 1 && w->shape[2] == 1 && w->shape[3] == 1, ErrorCode::InvalidModel, where(node_),
-                  ": a blocked convolution with one group must be 1x1");
+      bool one = w->shape[2] == 1 && w->shape[3] == 1 && !plain_input_;
+      for (int64_t v : c.attrs().get_ints("strides")) one = one && v == 1;
+      for (int64_t v : c.attrs().get_ints("pads")) one = one && v == 0;
+      algo_ = one ? Algo::Pointwise : Algo::Direct;
       C_ = w->shape[1];
     }
     act_ = fused_activation(c.attrs());
@@ -63,16 +70,23 @@ class BlockedConvOp : public Op {
 
   bool keeps_copy_of(size_t i) const override { return i == 1 || i == 2; }
   std::string algorithm() const override {
-    return std::string(depthwise_ ? "blocked-depthwise" : "blocked-pointwise") + (has_scale_ ? "+input-scale" : "") +
+    const char* name = algo_ == Algo::Depthwise ? "blocked-depthwise" : algo_ == Algo::Pointwise ? "blocked-pointwise"
+                                                                                             : "blocked-direct";
+    return std::string(name) + (plain_input_ ? "+plain-input" : "") + (has_scale_ ? "+input-scale" : "") +
            (act_.is_identity() ? "" : "+act");
   }
   double flops(const std::vector<Tensor>&, const std::vector<Tensor>& out) const override {
     const Shape& y = out[0].shape;
-    return 2.0 * double(y[0] * y[2] * y[3] * M_) * double(depthwise_ ? taps_ : C_);
+    return 2.0 * double(y[0] * y[2] * y[3] * M_) * double(algo_ == Algo::Depthwise ? taps_ : C_ * taps_);
   }
 
   std::vector<TensorInfo> infer(const std::vector<TensorInfo>& in) override {
-    require_blocked(in[0], C_, lanes_, "the input", node_);
+    if (plain_input_)
+      PYCNN_CHECK(in[0].dtype == DType::f32 && in[0].shape.size() == 4 && in[0].shape[1] == C_,
+                  ErrorCode::InvalidArgument, where(node_), ": the input must be float32 (N, ", C_, ", H, W), got ",
+                  dtype_name(in[0].dtype), " ", shape_str(in[0].shape));
+    else
+      require_blocked(in[0], C_, lanes_, "the input", node_);
     const kernels::Window2D g = window(in[0].shape);
     const Shape out{in[0].shape[0], blocks_of(M_, lanes_), g.oh, g.ow, lanes_};
     if (in.size() > 3 && in[3].present)
@@ -81,7 +95,7 @@ class BlockedConvOp : public Op {
     has_scale_ = in.size() > 4 && in[4].present;
     if (has_scale_) {
       const int64_t n = shape_numel(in[4].shape);
-      PYCNN_CHECK(!depthwise_ && in[4].dtype == DType::f32 && (n == C_ || n == in[0].shape[0] * C_),
+      PYCNN_CHECK(algo_ == Algo::Pointwise && in[4].dtype == DType::f32 && (n == C_ || n == in[0].shape[0] * C_),
                   ErrorCode::InvalidArgument, where(node_), ": the input scale must hold ", C_, " or N x ", C_,
                   " float32 values, got ", shape_str(in[4].shape));
       PYCNN_CHECK(in.size() <= 5 || !in[5].present, ErrorCode::InvalidModel, where(node_),
@@ -99,8 +113,12 @@ class BlockedConvOp : public Op {
     const Tensor& x = in[0];
     Tensor& y = out[0];
     const float* residual = in.size() > 3 && in[3].data ? in[3].ptr<float>() : nullptr;
-    if (depthwise_) {
+    if (algo_ == Algo::Depthwise) {
       run_depthwise(x, residual, y);
+      return;
+    }
+    if (algo_ == Algo::Direct) {
+      run_direct(x, residual, y);
       return;
     }
     const float* scale = in.size() > 4 && in[4].data ? in[4].ptr<float>() : nullptr;
@@ -120,20 +138,55 @@ class BlockedConvOp : public Op {
     return make_window2d(isz, osz, a, pads);
   }
 
-  // Weights as [output block][C][lanes] (1x1) or [block][kh * kw][lanes]
-  // (depthwise), and the bias as [blocks * lanes]; zero past M.
+  // Weights as [output block][C][lanes] (1x1), [block][kh * kw][lanes]
+  // (depthwise) or [output block][input block][kh * kw][lanes in][lanes
+  // out] (direct), and the bias as [blocks * lanes]; zero past M and C.
   void pack(const Tensor& w, const Tensor* b) {
     kernel_ = {w.shape[2], w.shape[3]};
     taps_ = w.shape[2] * w.shape[3];
-    const int64_t per_out = depthwise_ ? taps_ : C_, blocks = blocks_of(M_, lanes_);
-    weights_.assign(size_t(blocks * per_out * lanes_), 0.f);
-    bias_.assign(size_t(blocks * lanes_), 0.f);
+    const int64_t L = lanes_, blocks = blocks_of(M_, L), in_blocks = blocks_of(C_, L);
+    const int64_t per_out = algo_ == Algo::Depthwise ? taps_ : algo_ == Algo::Pointwise ? C_ : in_blocks * taps_ * L;
+    weights_.assign(size_t(blocks * per_out * L), 0.f);
+    bias_.assign(size_t(blocks * L), 0.f);
     const float* wp = w.ptr<float>();
     for (int64_t m = 0; m < M_; ++m) {
-      float* dst = weights_.data() + (m / lanes_) * per_out * lanes_ + m % lanes_;
-      for (int64_t k = 0; k < per_out; ++k) dst[k * lanes_] = wp[m * per_out + k];
+      float* dst = weights_.data() + (m / L) * per_out * L + m % L;
+      if (algo_ != Algo::Direct) {
+        for (int64_t k = 0; k < per_out; ++k) dst[k * L] = wp[m * per_out + k];
+      } else {
+        for (int64_t k = 0; k < C_; ++k)
+          for (int64_t t = 0; t < taps_; ++t) dst[(((k / L) * taps_ + t) * L + k % L) * L] = wp[(m * C_ + k) * taps_ + t];
+      }
       if (b) bias_[size_t(m)] = b->ptr<float>()[m];
     }
+  }
+
+  void run_direct(const Tensor& x, const float* residual, Tensor& y) {
+    const kernels::Window2D g = window(x.shape);
+    const int64_t batch = x.shape[0], out_blocks = y.shape[1], L = lanes_;
+    const int64_t in_pixels = g.ih * g.iw, out_plane = g.oh * g.ow * L;
+    const int64_t image_in = plain_input_ ? C_ * in_pixels : x.shape[1] * in_pixels * L;
+    kernels::BlockedConv a;
+    a.x_block = plain_input_ ? L * in_pixels : in_pixels * L;
+    a.x_row = plain_input_ ? g.iw : g.iw * L;
+    a.x_pixel = plain_input_ ? 1 : L;
+    a.x_lane = plain_input_ ? in_pixels : 1;
+    a.C = C_;
+    a.g = g;
+    a.w = weights_.data();
+    a.bias = bias_.data();
+    a.act = act_;
+    const kernels::KernelTable& kt = *kt_;
+    parallel_for(batch * g.oh, [&](int64_t b, int64_t e) {
+      kernels::BlockedConv t = a;
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t n = i / g.oh;
+        t.x = x.ptr<float>() + n * image_in;
+        t.residual = residual ? residual + n * out_blocks * out_plane : nullptr;
+        t.y = y.ptr<float>() + n * out_blocks * out_plane;
+        kt.blocked_conv(t, i % g.oh, 0, out_blocks);
+      }
+    });
   }
 
   void run_depthwise(const Tensor& x, const float* residual, Tensor& y) {
@@ -215,7 +268,8 @@ class BlockedConvOp : public Op {
   SpatialAttrs attrs_;
   const kernels::KernelTable* kt_;
   int64_t lanes_ = 0, M_ = 0, C_ = 0, taps_ = 1;
-  bool depthwise_ = false, has_scale_ = false;
+  enum class Algo { Pointwise, Depthwise, Direct } algo_ = Algo::Pointwise;
+  bool plain_input_ = false, has_scale_ = false;
   std::vector<int64_t> kernel_;
   kernels::Activation act_;
   std::vector<float> weights_, bias_;

@@ -12,7 +12,7 @@
 namespace pycnn::passes {
 namespace {
 
-enum class Blockable { No, Pointwise, Depthwise };
+enum class Blockable { No, Pointwise, Depthwise, Direct };
 
 bool all_are(const std::vector<int64_t>& v, int64_t x) {
   return std::all_of(v.begin(), v.end(), [x](int64_t e) { return e == x; });
@@ -20,7 +20,8 @@ bool all_are(const std::vector<int64_t>& v, int64_t x) {
 
 // What the blocked Conv takes: constant weights and bias; 1x1 stride 1
 // unpadded with one group (and at most a per-channel input scale, the
-// squeeze-and-excitation fold), or depthwise with any window.
+// squeeze-and-excitation fold), depthwise, or one group with any other
+// window up to 64x64 (direct).
 Blockable blockable(const Graph& g, const Node& n) {
   if (n.op_type != "Conv" || n.inputs.size() < 2 || n.outputs.size() != 1 || n.inputs[0] < 0 || n.inputs[1] < 0 ||
       n.attrs.has("_weights_once"))
@@ -32,10 +33,12 @@ Blockable blockable(const Graph& g, const Node& n) {
   const bool input_map = n.inputs.size() > 4;
   if (input_map && (n.inputs.size() > 5 || n.inputs[4] < 0 || n.attrs.has("_input_act"))) return Blockable::No;
   const int64_t group = n.attrs.get_int("group", 1);
+  if (w->shape[2] > 64 || w->shape[3] > 64) return Blockable::No;
   if (group == 1) {
     const bool one = w->shape[2] == 1 && w->shape[3] == 1 && all_are(n.attrs.get_ints("strides"), 1) &&
                      all_are(n.attrs.get_ints("pads"), 0);
-    return one ? Blockable::Pointwise : Blockable::No;
+    if (one) return Blockable::Pointwise;
+    return input_map ? Blockable::No : Blockable::Direct;
   }
   return !input_map && group == w->shape[0] && w->shape[1] == 1 ? Blockable::Depthwise : Blockable::No;
 }
@@ -135,6 +138,11 @@ void use_blocked_layout(Graph& g, int lanes) {
       const int v = g.nodes[i].inputs[slot];
       if (auto it = blocked_of.find(v); it != blocked_of.end()) {
         g.nodes[i].inputs[slot] = it->second;
+        continue;
+      }
+      // A direct convolution reads a plain input itself (the stem, 3 channels).
+      if (slot == 0 && kind[i] == Blockable::Direct) {
+        set_int(g.nodes[i], "_plain_input", 1);
         continue;
       }
       auto it = to_blocked.find(v);
