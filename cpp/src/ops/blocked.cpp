@@ -218,11 +218,12 @@ class BlockedConvOp : public Op {
     const int64_t pixels = x.shape[2] * x.shape[3], plane = pixels * lanes_;
     const int64_t threads = current_num_threads();
     // Each image on one thread when the batch splits evenly; else each
-    // image's pixels (or, on small maps, its output blocks) split.
+    // image's pixels split, or its output blocks where the weights outweigh
+    // the input (7x7 maps: each thread then streams half the weights).
     const bool by_image = batch >= threads && batch % threads == 0 && !scale;
-    const bool by_pixels = pixels >= 24 * threads;
+    const bool by_pixels = pixels * C_ >= int64_t(weights_.size()) || out_blocks < threads;
     const int64_t parts = by_image ? 1 : threads;
-    const int64_t pixel_step = (pixels + parts - 1) / parts / 6 * 6 + 6;
+    const int64_t pixel_step = (pixels + parts - 1) / parts;
     const int64_t block_step = (out_blocks + parts - 1) / parts;
     const kernels::KernelTable& kt = *kt_;
     auto image = [&](int64_t n, int64_t part, const float* w) {
