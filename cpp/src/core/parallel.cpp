@@ -1,6 +1,7 @@
 #include "core/parallel.h"
 
 #include <algorithm>
+#include <atomic>
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -50,7 +51,7 @@ ThreadScope::~ThreadScope() {
 
 int current_num_threads() { return tls_threads; }
 
-void parallel_for_indexed(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {
+void parallel_for_indexed(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int chunks_per_thread) {
   if (n <= 0) return;
   int threads = int(std::min<int64_t>(tls_threads, n));
   if (threads <= 1) {
@@ -58,21 +59,26 @@ void parallel_for_indexed(int64_t n, const std::function<void(int64_t, int64_t, 
     return;
   }
 #if defined(_OPENMP)
+  // Equal chunks, each taken by the next free thread: on a shared machine a
+  // thread whose core is taken for a while holds up the others by one chunk,
+  // not by its whole static share.
+  const int64_t chunks = std::min<int64_t>(n, int64_t(threads) * std::max(1, chunks_per_thread));
+  std::atomic<int64_t> next{0};
 #pragma omp parallel num_threads(threads)
   {
     flush_denormals();
-    int t = omp_get_thread_num();
-    int nt = omp_get_num_threads();
-    int64_t begin = n * t / nt, end = n * (t + 1) / nt;
-    if (begin < end) fn(begin, end, t);
+    const int t = omp_get_thread_num();
+    for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < chunks;
+         c = next.fetch_add(1, std::memory_order_relaxed))
+      fn(n * c / chunks, n * (c + 1) / chunks, t);
   }
 #else
   fn(0, n, 0);
 #endif
 }
 
-void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
-  parallel_for_indexed(n, [&](int64_t b, int64_t e, int) { fn(b, e); });
+void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int chunks_per_thread) {
+  parallel_for_indexed(n, [&](int64_t b, int64_t e, int) { fn(b, e); }, chunks_per_thread);
 }
 
 }  // namespace pycnn

@@ -1,5 +1,5 @@
-// Threads: one parallel_for over a range, split statically into equal parts,
-// one part per thread. The thread count comes from the session that is
+// Threads: one parallel_for over a range, split into equal chunks that the
+// threads take as they come free. The thread count comes from the session that is
 // running (ThreadScope), so what the user asks for is exactly what runs.
 #pragma once
 #include <cstdint>
@@ -23,11 +23,14 @@ class ThreadScope {
 
 int current_num_threads();
 
-// Calls fn(begin, end) on disjoint chunks covering [0, n). Runs on one thread
-// when n is small or the scope has one thread.
-void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
-// The same, also passing the chunk's thread index in [0, current_num_threads()),
-// for per-thread scratch.
-void parallel_for_indexed(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn);
+// Calls fn(begin, end) on disjoint chunks covering [0, n): up to
+// chunks_per_thread equal chunks a thread, each taken by the next free
+// thread (a thread may run several). Runs on one thread when n is small or
+// the scope has one thread. Which thread runs a chunk never changes what it
+// computes, so results do not depend on the thread count.
+void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int chunks_per_thread = 4);
+// The same, also passing the running thread's index in [0,
+// current_num_threads()), for per-thread scratch.
+void parallel_for_indexed(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int chunks_per_thread = 4);
 
 }  // namespace pycnn

@@ -306,11 +306,12 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const GemmA& A
   // streams only its share of the weights (and packs the same, small, B):
   // 5-10% faster at N = 196 on 2 threads, even at N = 784.
   const bool split_m = (np < 2 * threads && mp >= threads) || (np < 8 * threads && mp >= 4 * threads);
+  // Row ranges pack the whole B each: one range a thread.
   parallel_for_indexed(split_m ? mp : np, [&](int64_t begin, int64_t end, int t) {
     float* work = B.work + size_t(t) * gemm_work_floats(kt, M);
     if (split_m) blocked(begin, end, 0, np, work);
     else blocked(0, mp, begin, end, work);
-  });
+  }, split_m ? 1 : 4);
 }
 
 }  // namespace pycnn::kernels

@@ -222,7 +222,8 @@ class BlockedConvOp : public Op {
     // the input (7x7 maps: each thread then streams half the weights).
     const bool by_image = batch >= threads && batch % threads == 0 && !scale;
     const bool by_pixels = pixels * C_ >= int64_t(weights_.size()) || out_blocks < threads;
-    const int64_t parts = by_image ? 1 : threads;
+    // Chunks for parallel_for's free threads, each at least two tiles of pixels.
+    const int64_t parts = by_image ? 1 : std::min<int64_t>(4 * threads, by_pixels ? std::max<int64_t>(threads, pixels / 12) : 4 * threads);
     const int64_t pixel_step = (pixels + parts - 1) / parts;
     const int64_t block_step = (out_blocks + parts - 1) / parts;
     const kernels::KernelTable& kt = *kt_;
