@@ -174,7 +174,7 @@ def test_internal_ops_are_not_listed_as_onnx_ops():
 
 
 def direct_model(c, m, h, w, k, stride, dilation, pads, act, batch):
-    """A stem (k x k, c -> m, read from the NCHW input) -> 3x3 conv m -> m
+    """A stem (k x k, c -> m, from the NCHW input by im2col rows) -> 3x3 conv m -> m
     (one group, on the blocked tensor) -> depthwise 3x3 -> 1x1 m -> 5: the
     direct convolutions join the chain."""
     rng = np.random.default_rng(c * 13 + m + k)
@@ -211,6 +211,6 @@ def test_direct_convolutions_join_the_chain(case, threads, isa):
     want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)[0]
     sess = session(model, threads)
     algos = [n.algorithm for n in sess.profile(feed, runs=1).nodes if n.op_type == "Conv"]
-    assert algos[0].startswith("blocked-direct+plain-input") and algos[1].startswith("blocked-direct"), algos
+    assert algos[0].startswith("blocked-im2col") and algos[1].startswith("blocked-direct"), algos
     assert "pycnn.ToBlocked" not in ops_of(sess)  # the stem reads the image itself
     np.testing.assert_allclose(sess.run(None, feed)[0], want, rtol=1e-4, atol=1e-4)

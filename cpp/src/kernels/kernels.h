@@ -78,11 +78,10 @@ struct BlockedPointwise {
 };
 
 // One blocked convolution with any window and one group (a direct
-// convolution): y = act(conv(x) + bias + residual), y blocked. x is blocked,
-// or plain NCHW (a stem reading the image): its strides say which.
+// convolution): y = act(conv(x) + bias + residual), x and y blocked.
 struct BlockedConv {
   const float* x = nullptr;  // the image's input
-  int64_t x_block = 0, x_row = 0, x_pixel = 0, x_lane = 0;  // floats between blocks, rows, pixels, channels of a block
+  int64_t x_block = 0, x_row = 0;  // floats between blocks, between rows
   int64_t C = 0;             // input channels
   Window2D g{};
   const float* w = nullptr;  // [output block][input block][kh][kw][c in][c out]

@@ -2,8 +2,8 @@
 // pass puts on chains of depthwise and 1x1 convolutions:
 // - Conv with _blocked: 1x1 stride-1 unpadded (a GEMM over pixels),
 //   depthwise, or any other window with one group (direct), its weights
-//   packed per output block at create; a direct one with _plain_input reads
-//   an NCHW input (the stem, reading the image);
+//   packed per output block at create; one with _plain_input reads an NCHW
+//   input (the stem, reading the image) through im2col rows;
 // - pycnn.ToBlocked / pycnn.FromBlocked, the reorders at a chain's edges;
 // - GlobalAveragePool with _blocked, which reads a chain's output in place.
 // A blocked tensor of C channels has shape (N, ceil(C / c), H, W, c).
@@ -58,7 +58,7 @@ class BlockedConvOp : public Op {
       bool one = w->shape[2] == 1 && w->shape[3] == 1 && !plain_input_;
       for (int64_t v : c.attrs().get_ints("strides")) one = one && v == 1;
       for (int64_t v : c.attrs().get_ints("pads")) one = one && v == 0;
-      algo_ = one ? Algo::Pointwise : Algo::Direct;
+      algo_ = plain_input_ ? Algo::Im2col : one ? Algo::Pointwise : Algo::Direct;
       C_ = w->shape[1];
     }
     act_ = fused_activation(c.attrs());
@@ -70,9 +70,11 @@ class BlockedConvOp : public Op {
 
   bool keeps_copy_of(size_t i) const override { return i == 1 || i == 2; }
   std::string algorithm() const override {
-    const char* name = algo_ == Algo::Depthwise ? "blocked-depthwise" : algo_ == Algo::Pointwise ? "blocked-pointwise"
-                                                                                             : "blocked-direct";
-    return std::string(name) + (plain_input_ ? "+plain-input" : "") + (has_scale_ ? "+input-scale" : "") +
+    const char* name = algo_ == Algo::Depthwise   ? "blocked-depthwise"
+                       : algo_ == Algo::Pointwise ? "blocked-pointwise"
+                       : algo_ == Algo::Im2col    ? "blocked-im2col"
+                                                  : "blocked-direct";
+    return std::string(name) + (has_scale_ ? "+input-scale" : "") +
            (act_.is_identity() ? "" : "+act");
   }
   double flops(const std::vector<Tensor>&, const std::vector<Tensor>& out) const override {
@@ -106,6 +108,10 @@ class BlockedConvOp : public Op {
 
   size_t scratch_bytes(const std::vector<TensorInfo>& in) override {
     infer(in);
+    if (algo_ == Algo::Im2col) {  // each thread's patch rows
+      const kernels::Window2D g = window(in[0].shape);
+      return size_t(im2col_rows(g) * g.ow * im2col_lanes() * current_num_threads()) * sizeof(float) + 64;
+    }
     return has_scale_ ? weights_.size() * sizeof(float) + 64 : 0;  // the weights scaled per image
   }
 
@@ -119,6 +125,10 @@ class BlockedConvOp : public Op {
     }
     if (algo_ == Algo::Direct) {
       run_direct(x, residual, y);
+      return;
+    }
+    if (algo_ == Algo::Im2col) {
+      run_im2col(x, residual, y, static_cast<float*>(scratch));
       return;
     }
     const float* scale = in.size() > 4 && in[4].data ? in[4].ptr<float>() : nullptr;
@@ -145,7 +155,9 @@ class BlockedConvOp : public Op {
     kernel_ = {w.shape[2], w.shape[3]};
     taps_ = w.shape[2] * w.shape[3];
     const int64_t L = lanes_, blocks = blocks_of(M_, L), in_blocks = blocks_of(C_, L);
-    const int64_t per_out = algo_ == Algo::Depthwise ? taps_ : algo_ == Algo::Pointwise ? C_ : in_blocks * taps_ * L;
+    const int64_t per_out = algo_ == Algo::Depthwise ? taps_
+                            : algo_ == Algo::Direct  ? in_blocks * taps_ * L
+                                                     : C_ * taps_;  // 1x1, im2col: K = C x taps
     weights_.assign(size_t(blocks * per_out * L), 0.f);
     bias_.assign(size_t(blocks * L), 0.f);
     const float* wp = w.ptr<float>();
@@ -161,16 +173,68 @@ class BlockedConvOp : public Op {
     }
   }
 
+  // An im2col patch's K = C x taps values a pixel, in blocks of lanes.
+  int64_t im2col_lanes() const { return blocks_of(C_ * taps_, lanes_) * lanes_; }
+  // Output rows a patch holds: about 128 KB of patch, so it stays in L2.
+  int64_t im2col_rows(const kernels::Window2D& g) const {
+    return std::max<int64_t>(1, std::min(g.oh, 32768 / (im2col_lanes() * std::max<int64_t>(g.ow, 1))));
+  }
+
+  // A plain input (the stem: 3 channels, where a blocked input would be
+  // mostly padding lanes): rows of output pixels' C x kh x kw input values
+  // gathered into a blocked patch, then the 1x1 kernel with K = C x taps.
+  void run_im2col(const Tensor& x, const float* residual, Tensor& y, float* scratch) {
+    const kernels::Window2D g = window(x.shape);
+    const int64_t batch = x.shape[0], out_blocks = y.shape[1], L = lanes_, K = C_ * taps_;
+    const int64_t in_pixels = g.ih * g.iw, out_plane = g.oh * g.ow * L, rows = im2col_rows(g);
+    const int64_t bands = (g.oh + rows - 1) / rows, per_thread = rows * g.ow * im2col_lanes();
+    const kernels::KernelTable& kt = *kt_;
+    parallel_for_indexed(batch * bands, [&](int64_t b, int64_t e, int t) {
+      float* patch = scratch + t * per_thread;
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t n = i / bands, r0 = i % bands * rows, r1 = std::min(g.oh, r0 + rows), pixels = (r1 - r0) * g.ow;
+        const float* xn = x.ptr<float>() + n * C_ * in_pixels;
+        for (int64_t k = 0; k < K; ++k) {
+          const int64_t c = k / taps_, ki = k % taps_ / g.kw, kj = k % g.kw;
+          float* dst = patch + (k / L) * pixels * L + k % L;
+          for (int64_t oh = r0; oh < r1; ++oh) {
+            const int64_t ih = oh * g.sh - g.ph + ki * g.dh;
+            const float* src = xn + (c * g.ih + ih) * g.iw;
+            float* d = dst + (oh - r0) * g.ow * L;
+            if (ih < 0 || ih >= g.ih) {
+              for (int64_t ow = 0; ow < g.ow; ++ow) d[ow * L] = 0.f;
+              continue;
+            }
+            for (int64_t ow = 0; ow < g.ow; ++ow) {
+              const int64_t iw = ow * g.sw - g.pw + kj * g.dw;
+              d[ow * L] = iw >= 0 && iw < g.iw ? src[iw] : 0.f;
+            }
+          }
+        }
+        kernels::BlockedPointwise a;
+        a.x = patch;
+        a.x_stride = pixels * L;
+        a.K = K;
+        a.w = weights_.data();
+        a.bias = bias_.data();
+        const int64_t at = n * out_blocks * out_plane + r0 * g.ow * L;
+        a.residual = residual ? residual + at : nullptr;
+        a.act = act_;
+        a.y = y.ptr<float>() + at;
+        a.y_stride = out_plane;
+        kt.blocked_pointwise(a, 0, pixels, 0, out_blocks);
+      }
+    });
+  }
+
   void run_direct(const Tensor& x, const float* residual, Tensor& y) {
     const kernels::Window2D g = window(x.shape);
     const int64_t batch = x.shape[0], out_blocks = y.shape[1], L = lanes_;
     const int64_t in_pixels = g.ih * g.iw, out_plane = g.oh * g.ow * L;
-    const int64_t image_in = plain_input_ ? C_ * in_pixels : x.shape[1] * in_pixels * L;
+    const int64_t image_in = x.shape[1] * in_pixels * L;
     kernels::BlockedConv a;
-    a.x_block = plain_input_ ? L * in_pixels : in_pixels * L;
-    a.x_row = plain_input_ ? g.iw : g.iw * L;
-    a.x_pixel = plain_input_ ? 1 : L;
-    a.x_lane = plain_input_ ? in_pixels : 1;
+    a.x_block = in_pixels * L;
+    a.x_row = g.iw * L;
     a.C = C_;
     a.g = g;
     a.w = weights_.data();
@@ -270,7 +334,7 @@ class BlockedConvOp : public Op {
   SpatialAttrs attrs_;
   const kernels::KernelTable* kt_;
   int64_t lanes_ = 0, M_ = 0, C_ = 0, taps_ = 1;
-  enum class Algo { Pointwise, Depthwise, Direct } algo_ = Algo::Pointwise;
+  enum class Algo { Pointwise, Depthwise, Direct, Im2col } algo_ = Algo::Pointwise;
   bool plain_input_ = false, has_scale_ = false;
   std::vector<int64_t> kernel_;
   kernels::Activation act_;
