@@ -7,6 +7,7 @@
 // - pycnn.ToBlocked / pycnn.FromBlocked, the reorders at a chain's edges;
 // - GlobalAveragePool with _blocked, which reads a chain's output in place.
 // A blocked tensor of C channels has shape (N, ceil(C / c), H, W, c).
+#include <cstdint>
 #include <cstring>
 
 #include "core/parallel.h"
@@ -112,7 +113,9 @@ class BlockedConvOp : public Op {
       const kernels::Window2D g = window(in[0].shape);
       return size_t(im2col_rows(g) * g.ow * im2col_lanes() * current_num_threads()) * sizeof(float) + 64;
     }
-    return has_scale_ ? weights_.size() * sizeof(float) + 64 : 0;  // the weights scaled per image
+    if (!has_scale_) return 0;  // else the weights or the input, scaled per image
+    const Shape& x = in[0].shape;
+    return size_t(scales_input(x[2] * x[3]) ? x[1] * x[2] * x[3] * lanes_ : int64_t(weights_.size())) * sizeof(float) + 64;
   }
 
   void run(const std::vector<Tensor>& in, std::vector<Tensor>& out, void* scratch) override {
@@ -286,14 +289,16 @@ class BlockedConvOp : public Op {
     // the input (7x7 maps: each thread then streams half the weights).
     const bool by_image = batch >= threads && batch % threads == 0 && !scale;
     const bool by_pixels = pixels * C_ >= int64_t(weights_.size()) || out_blocks < threads;
-    // Chunks for parallel_for's free threads, each at least two tiles of pixels.
-    const int64_t parts = by_image ? 1 : std::min<int64_t>(4 * threads, by_pixels ? std::max<int64_t>(threads, pixels / 12) : 4 * threads);
-    const int64_t pixel_step = (pixels + parts - 1) / parts;
-    const int64_t block_step = (out_blocks + parts - 1) / parts;
+    // Chunks for parallel_for's free threads, in whole tiles (pixels) or
+    // whole tile columns (output blocks), as many as fit evenly.
+    const int64_t units = by_pixels ? (pixels + 5) / 6 : (out_blocks + kt_->blocked_tile_blocks - 1) / kt_->blocked_tile_blocks;
+    const int64_t parts = by_image ? 1 : even_parts(units, threads);
+    const int64_t unit_step = (units + parts - 1) / parts;
+    const int64_t pixel_step = unit_step * 6, block_step = unit_step * kt_->blocked_tile_blocks;
     const kernels::KernelTable& kt = *kt_;
-    auto image = [&](int64_t n, int64_t part, const float* w) {
+    auto image = [&](int64_t n, int64_t part, const float* w, const float* xn) {
       kernels::BlockedPointwise a;
-      a.x = x.ptr<float>() + n * in_blocks * plane;
+      a.x = xn ? xn : x.ptr<float>() + n * in_blocks * plane;
       a.x_stride = plane;
       a.K = C_;
       a.w = w;
@@ -308,27 +313,58 @@ class BlockedConvOp : public Op {
     };
     if (!scale) {
       parallel_for(batch * parts, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) image(i / parts, i % parts, weights_.data());
+        for (int64_t i = b; i < e; ++i) image(i / parts, i % parts, weights_.data(), nullptr);
       });
       return;
     }
-    // The squeeze-and-excitation scale of input channel k scales W's row k:
-    // K x M multiplies per image instead of K per pixel.
+    // The squeeze-and-excitation scale of input channel k: on W's row k
+    // (K x M multiplies an image) or on the input (K x pixels), whichever
+    // is fewer: 7x7 maps scale the input, 56x56 ones the weights.
+    const bool on_input = scales_input(pixels);
     for (int64_t n = 0; n < batch; ++n) {
       const float* s = scale + (scale_values == C_ ? 0 : n * C_);
-      parallel_for(out_blocks, [&](int64_t b0, int64_t b1) {
-        for (int64_t b = b0; b < b1; ++b)
-          for (int64_t k = 0; k < C_; ++k) {
-            const float* src = weights_.data() + (b * C_ + k) * lanes_;
-            float* dst = scaled + (b * C_ + k) * lanes_;
-            for (int64_t l = 0; l < lanes_; ++l) dst[l] = src[l] * s[k];
+      if (on_input) {
+        parallel_for(in_blocks, [&](int64_t b0, int64_t b1) {
+          for (int64_t b = b0; b < b1; ++b) {
+            float sv[16] = {};
+            for (int64_t l = 0; l < lanes_ && b * lanes_ + l < C_; ++l) sv[l] = s[b * lanes_ + l];
+            const float* src = x.ptr<float>() + (n * in_blocks + b) * plane;
+            float* dst = scaled + b * plane;
+            for (int64_t p = 0; p < pixels; ++p)
+              for (int64_t l = 0; l < lanes_; ++l) dst[p * lanes_ + l] = src[p * lanes_ + l] * sv[l];
           }
-      });
+        });
+      } else {
+        parallel_for(out_blocks, [&](int64_t b0, int64_t b1) {
+          for (int64_t b = b0; b < b1; ++b)
+            for (int64_t k = 0; k < C_; ++k) {
+              const float* src = weights_.data() + (b * C_ + k) * lanes_;
+              float* dst = scaled + (b * C_ + k) * lanes_;
+              for (int64_t l = 0; l < lanes_; ++l) dst[l] = src[l] * s[k];
+            }
+        });
+      }
       parallel_for(parts, [&](int64_t b, int64_t e) {
-        for (int64_t part = b; part < e; ++part) image(n, part, scaled);
+        for (int64_t part = b; part < e; ++part)
+          image(n, part, on_input ? weights_.data() : scaled, on_input ? scaled : nullptr);
       });
     }
   }
+
+  // Parts of `units` for `threads`: a multiple of threads up to 4 a thread
+  // (parallel_for's chunks), the one wasting fewest units on the last,
+  // short parts (the largest among equals).
+  static int64_t even_parts(int64_t units, int64_t threads) {
+    int64_t best = threads, best_cost = INT64_MAX;
+    for (int64_t p = threads; p <= 4 * threads && p <= std::max(units, threads); p += threads) {
+      const int64_t cost = (units + p - 1) / p * p;
+      if (cost <= best_cost) best = p, best_cost = cost;
+    }
+    return best;
+  }
+
+  // Whether the input scale goes on the input (fewer values than the weights).
+  bool scales_input(int64_t pixels) const { return pixels < M_; }
 
   Node node_;
   SpatialAttrs attrs_;
