@@ -78,6 +78,9 @@ BLOCKS = [
     (6, 10, 6, 9, 9, 7, 1, 1, None, 2, True, False, None),  # 7x7: the generic interior
     (5, 6, 5, 1, 1, 3, 1, 1, "Relu", 2, True, False, None),  # a 1x1 map: every pixel an edge
     (32, 32, 33, 7, 7, 3, 1, 1, "Clip", 1, False, True, None),
+    # K = 410 past a 24 KB weight slice: partial sums in y between slices, the
+    # residual and SiLU on the last; the SE scale on the input (63 pixels < 410)
+    (24, 410, 24, 7, 9, 3, 1, 1, "SiLU", 2, True, True, None),
 ]
 
 
