@@ -207,38 +207,23 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const GemmA& A
   auto pack_block = [&](int64_t k0, int64_t kc, int64_t p0, int64_t p1, float* dst) {
     // The block's columns as runs contiguous in a B row, none crossing a
     // panel (output rows of indirect rows, images of a batch).
-    struct Run { int64_t from; int64_t to; int len; };  // B row offset -> dst offset within a row's panels
-    Run runs[kNCPanels * 32 + 1];
+    PackRun runs[kNCPanels * 32 + 1];
     int nruns = 0;
     const int64_t n_end = std::min(N, p1 * nr);
     for (int64_t n = p0 * nr; n < n_end;) {
       const int64_t panel_end = std::min(n_end, (n / nr + 1) * nr);
       const int64_t len = B.row_cols ? std::min(panel_end - n, B.row_cols - n % B.row_cols) : panel_end - n;
-      runs[nruns++] = Run{column_at(n), (n / nr - p0) * kc * nr + n % nr, int(len)};
+      runs[nruns++] = PackRun{column_at(n), (n / nr - p0) * kc * nr + n % nr, int(len)};
       n += len;
     }
+    kt.gemm_pack_rows(B.rows ? B.rows + k0 : nullptr, B.rows ? nullptr : B.data + k0 * B.ld, B.ld, kc, runs, nruns, nr, B.maps_rows(),
+                      B.row_scale ? B.row_scale + k0 : nullptr, B.row_shift ? B.row_shift + k0 : nullptr, lo, hi, dst);
     const int64_t tail_from = n_end - (p1 - 1) * nr;  // zero columns [tail_from, nr) of the last panel
-    auto row_at = [&](int64_t k) { return B.rows ? B.rows[k] : B.data + k * B.ld; };  // column 0 of row k
-    for (int64_t k = 0; k < kc; ++k) {
-      const float* row = row_at(k0 + k);
-      float* d = dst + k * nr;
-      if (B.maps_rows()) {
-        const auto [s, t] = row_map(k0 + k);
-        for (int r = 0; r < nruns; ++r) {
-          const float* src = row + runs[r].from;
-          float* o = d + runs[r].to;
-          for (int j = 0; j < runs[r].len; ++j) o[j] = std::min(std::max(src[j] * s + t, lo), hi);
-        }
-      } else {
-        for (int r = 0; r < nruns; ++r) {
-          const float* src = row + runs[r].from;
-          float* o = d + runs[r].to;
-          for (int j = 0; j < runs[r].len; ++j) o[j] = src[j];  // short runs: a loop beats a memcpy call
-        }
+    if (tail_from < nr)
+      for (int64_t k = 0; k < kc; ++k) {
+        float* last = dst + k * nr + (p1 - 1 - p0) * kc * nr;
+        for (int64_t j = tail_from; j < nr; ++j) last[j] = 0.f;
       }
-      float* last = d + (p1 - 1 - p0) * kc * nr;
-      for (int64_t j = tail_from; j < nr; ++j) last[j] = 0.f;
-    }
     // Other activations take a pass over the block (columns past N turn
     // into act(0): their products are never stored).
     if (!B.row_act.is_identity() && !row_clamp) kt.unary(B.row_act, dst, dst, (p1 - p0) * kc * nr);

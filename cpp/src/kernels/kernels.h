@@ -91,6 +91,13 @@ struct BlockedConv {
   float* y = nullptr;        // the image's output blocks, oh * ow * c floats apart
 };
 
+// A run of B columns the GEMM packs (gemm.cpp): `len` floats from column
+// `from` of a B row to offset `to` of that row's slice of the packed block.
+struct PackRun {
+  int64_t from, to;
+  int len;
+};
+
 struct KernelTable {
   const char* isa;
   // GEMM micro-kernel: C[rows x nr] (+)= A_panel[k x mr]^T * B_panel[k x nr]
@@ -102,6 +109,12 @@ struct KernelTable {
   // narrow: N = 196 leaves 4 columns, which cost a whole panel's FMAs).
   void (*gemm_ukernel_half)(int rows, int64_t k, const float* a_panel, const float* b_panel, float* c, int64_t ldc,
                             const GemmStore& store);
+  // Packs kc B rows into a block: row k (rows[k] if rows, else base + k * ld)
+  // into dst + k * nr, run by run; with `map`, each value becomes
+  // clamp(x * scale[k] + shift[k], lo, hi) (scale 1 / shift 0 where null).
+  void (*gemm_pack_rows)(const float* const* rows, const float* base, int64_t ld, int64_t kc, const PackRun* runs,
+                         int nruns, int64_t nr, bool map, const float* scale, const float* shift, float lo, float hi,
+                         float* dst);
   // y[m] = A(m, :) . x for A packed in panels of gemm_mr rows (a GEMM with
   // one column: squeeze-and-excitation convolutions on 1x1 maps).
   void (*gemv)(int64_t M, int64_t K, const float* a_packed, const float* x, float* y);
