@@ -625,7 +625,7 @@ POOL_CASES = [
     # planes past kMaxChannelWindowPixels: max pooling plane by plane (stride 2: on every ISA)
     pool_case("c3_141x135_k3_s2_p1", 1, 3, (141, 135), (3, 3), strides=[2, 2], pads=[1, 1, 1, 1]),
     pool_case("c2_133x140_k2_s2", 1, 2, (133, 140), (2, 2), strides=[2, 2]),
-    # planes past 64x64 with 2x2 or 3x3 windows at stride 2: maxpool2d's stride-2 path with 16 lanes
+    # planes past 64x64 with 2x2 or 3x3 windows at stride 2: maxpool2d's stride-2 path on every ISA
     pool_case("c3_112x97_k3_s2_ceil", 1, 3, (112, 97), (3, 3), strides=[2, 2], ceil_mode=1),
     pool_case("c5_70x66_k2_s2", 2, 5, (70, 66), (2, 2), strides=[2, 2]),
     pool_case("c3_67x131_k2_s2_p_end_ceil", 1, 3, (67, 131), (2, 2), strides=[2, 2], pads=[0, 0, 1, 1], ceil_mode=1),

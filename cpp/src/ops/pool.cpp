@@ -83,12 +83,10 @@ class PoolOp : public Op {
   // faster on SqueezeNet's), except where the plane-by-plane kernel wins.
   bool by_channels(const kernels::Window2D& g) const {
     // Past 64x64, 2x2 and 3x3 windows at stride 2 go plane by plane
-    // (maxpool2d's stride-2 path) with 16 lanes: 1.2-1.5x faster on
-    // ResNet's and SqueezeNet's first pools (112x112, 111x111), even at
-    // 56x56 (AVX-512). With 8 lanes (AVX2) across channels wins there too:
-    // 2.3-2.5x on those two pools, 1.75x on a 2x2 one.
-    const bool stride2_plane = kernels::active().channel_lanes >= 16 && kernels::stride2_pool_window(g) &&
-                               kernels::channel_window_pixels(g) > 64 * 64;
+    // (maxpool2d's stride-2 path): AVX-512, 1.2-1.5x faster on ResNet's and
+    // SqueezeNet's first pools (112x112, 111x111), even at 56x56; AVX2,
+    // 1.35-1.6x on those two (and 55x55 even, 27x27 slower).
+    const bool stride2_plane = kernels::stride2_pool_window(g) && kernels::channel_window_pixels(g) > 64 * 64;
     return is_max_ && (node_.outputs.size() < 2 || node_.outputs[1] < 0) && !stride2_plane &&
            kernels::channel_window_pixels(g) <= kernels::kMaxChannelWindowPixels;
   }
