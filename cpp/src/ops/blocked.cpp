@@ -403,17 +403,16 @@ class ReorderOp : public Op {
     const Tensor& nchw = to_blocked_ ? in[0] : out[0];
     const Tensor& blocked = to_blocked_ ? out[0] : in[0];
     const int64_t C = nchw.shape[1], blocks = blocked.shape[1], pixels = nchw.shape[2] * nchw.shape[3];
-    float* src = static_cast<float*>(in[0].data);
-    float* dst = static_cast<float*>(out[0].data);
+    const float* src = in[0].ptr<float>();
+    float* dst = out[0].ptr<float>();
     const kernels::KernelTable& kt = *kt_;
     parallel_for(nchw.shape[0] * blocks, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         const int64_t n = i / blocks, c0 = i % blocks * lanes_;
         const int channels = int(std::min(lanes_, C - c0));
-        float* plain = (to_blocked_ ? src : dst) + (n * C + c0) * pixels;
-        float* block = (to_blocked_ ? dst : src) + i * pixels * lanes_;
-        if (to_blocked_) kt.to_blocked(plain, channels, pixels, block);
-        else kt.from_blocked(block, channels, pixels, plain);
+        const int64_t plain = (n * C + c0) * pixels, block = i * pixels * lanes_;  // offsets
+        if (to_blocked_) kt.to_blocked(src + plain, channels, pixels, dst + block);
+        else kt.from_blocked(src + block, channels, pixels, dst + plain);
       }
     });
   }
