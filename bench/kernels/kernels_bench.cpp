@@ -105,6 +105,53 @@ void BM_sgemm_row_major(benchmark::State& state) {
   report(state, 2.0 * double(M * N * K));
 }
 
+// The same with each B row mapped while packed (x * scale + shift, then
+// ReLU): DenseNet's norm-ReLU folded into the 1x1 conv after it.
+void BM_sgemm_mapped(benchmark::State& state) {
+  const int64_t M = state.range(0), K = state.range(1), N = state.range(2);
+  const auto& kt = kernels::active();
+  std::vector<float> a(size_t(M * K), 0.5f), b(size_t(K * N), 0.25f), c(size_t(M * N)), scale(size_t(K), 1.1f),
+      shift(size_t(K), -0.2f);
+  auto pa = aligned_buffer(kernels::packed_a_floats(M, K, kt.gemm_mr) * 4);
+  ThreadScope one(1);
+  auto work = aligned_buffer(kernels::gemm_work_bytes(kt, M));
+  kernels::pack_a(a.data(), K, 1, M, K, kt.gemm_mr, static_cast<float*>(pa.get()));
+  kernels::GemmB gb(b.data(), N, static_cast<float*>(work.get()));
+  gb.row_scale = scale.data();
+  gb.row_shift = shift.data();
+  gb.row_act.kind = kernels::UnaryKind::Relu;
+  for (auto _ : state) {
+    kernels::gemm(kt, M, N, K, kernels::GemmA(static_cast<float*>(pa.get())), gb, c.data(), N, kernels::Epilogue{});
+    benchmark::ClobberMemory();
+  }
+  report(state, 2.0 * double(M * N * K));
+}
+
+// The blocked layout's 1x1 kernel ({K in, M out channels, pixels}), ReLU6
+// in the store, caches hot: MobileNetV2's and EfficientNet-B0's shapes.
+void BM_blocked_pointwise(benchmark::State& state) {
+  const int64_t K = state.range(0), M = state.range(1), P = state.range(2);
+  const auto& kt = kernels::active();
+  const int64_t L = kt.channel_lanes, kb = (K + L - 1) / L, mb = (M + L - 1) / L;
+  std::vector<float> x(size_t(kb * P * L), 0.5f), w(size_t(mb * K * L), 0.01f), y(size_t(mb * P * L)),
+      bias(size_t(mb * L), 0.f);
+  kernels::BlockedPointwise a;
+  a.x = x.data();
+  a.x_stride = P * L;
+  a.K = K;
+  a.w = w.data();
+  a.bias = bias.data();
+  a.act.kind = kernels::UnaryKind::Clip;
+  a.act.beta = 6.f;
+  a.y = y.data();
+  a.y_stride = P * L;
+  for (auto _ : state) {
+    kt.blocked_pointwise(a, 0, P, 0, mb);
+    benchmark::ClobberMemory();
+  }
+  report(state, 2.0 * double(K * M * P));
+}
+
 // One convolution layer through a session (algorithm chosen as in a model).
 void conv_layer(benchmark::State& state, bool winograd) {
   const int64_t C = state.range(0), M = state.range(1), H = state.range(2), k = state.range(3), s = state.range(4);
@@ -164,6 +211,11 @@ BENCHMARK(BM_sgemm)->Args({512, 512, 512})->Args({1024, 1024, 1024})
 BENCHMARK(BM_sgemm_row_major)->Args({256, 64, 3136, 0})->Args({64, 256, 3136, 0})->Args({1024, 256, 196, 0})
     ->Args({2048, 512, 49, 0})->Args({2048, 512, 49, 1})->Args({512, 2048, 49, 1})->Args({16, 32, 12544, 0})
     ->Args({16, 128, 3025, 0})->Args({32, 192, 784, 0})->Args({64, 384, 196, 0})->Args({96, 576, 196, 0});
+// DenseNet-121's norm-ReLU-mapped 1x1 shapes ({M, K, N}).
+BENCHMARK(BM_sgemm_mapped)->Args({128, 256, 3136})->Args({128, 512, 784})->Args({128, 1024, 196});
+// {K, M, pixels}: expand at 112x112, projections at 56x56 and 14x14, 7x7 heads.
+BENCHMARK(BM_blocked_pointwise)->Args({16, 96, 12544})->Args({144, 24, 3136})->Args({576, 96, 196})
+    ->Args({320, 1280, 49})->Args({1152, 320, 49});
 // Real layer shapes: {C, M, H, kernel, stride}.
 #define LAYERS(B)                                                                                             \
   B->Args({3, 64, 224, 7, 2})->Args({64, 64, 56, 3, 1})->Args({128, 128, 28, 3, 1})->Args({256, 256, 14, 3, 1}) \
