@@ -217,3 +217,28 @@ def test_direct_convolutions_join_the_chain(case, threads, isa):
     assert algos[0].startswith("blocked-im2col") and algos[1].startswith("blocked-direct"), algos
     assert "pycnn.ToBlocked" not in ops_of(sess)  # the stem reads the image itself
     np.testing.assert_allclose(sess.run(None, feed)[0], want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
+def test_auto_pad_through_the_chain(auto_pad, isa):
+    """TF-style exports pad by auto_pad: the stem (im2col), a 5x5 stride-2
+    depthwise and a 1x1 resolve it per input shape like the plain ops."""
+    rng = np.random.default_rng(3)
+    t = {"ws": rng.standard_normal((16, 3, 3, 3)) / 5, "wd": rng.standard_normal((16, 1, 5, 5)) / 5,
+         "wp": rng.standard_normal((8, 16, 1, 1)) / 4}
+    nodes = [helper.make_node("Conv", ["x", "ws"], ["s"], kernel_shape=[3, 3], strides=[2, 2], auto_pad=auto_pad),
+             helper.make_node("Conv", ["s", "wd"], ["d"], kernel_shape=[5, 5], strides=[2, 2], auto_pad=auto_pad,
+                              group=16),
+             helper.make_node("Conv", ["d", "wp"], ["y"])]
+    graph = helper.make_graph(nodes, "pads", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 37, 30])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(v.astype(np.float32), k) for k, v in t.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    feed = {"x": rng.standard_normal((2, 3, 37, 30)).astype(np.float32)}
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+    sess = session(model)
+    algos = [n.algorithm for n in sess.profile(feed, runs=1).nodes if n.op_type == "Conv"]
+    assert algos == ["blocked-im2col", "blocked-depthwise", "blocked-pointwise"], algos
+    got = sess.run(None, feed)[0]
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
