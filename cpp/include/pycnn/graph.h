@@ -33,6 +33,8 @@ class Attributes {
   std::vector<int64_t> get_ints(const std::string& k, std::vector<int64_t> def = {}) const;
   std::vector<double> get_floats(const std::string& k, std::vector<double> def = {}) const;
   const Attribute* find(const std::string& k) const;
+  // Sets (or replaces) an Int attribute: the passes' markers (_blocked, _winograd, ...).
+  void set_int(const std::string& k, int64_t v);
 };
 
 // A dimension of a declared graph input: a fixed size or a symbol ("N").

@@ -9,6 +9,12 @@ const Attribute* Attributes::find(const std::string& k) const {
   return it == items.end() ? nullptr : &it->second;
 }
 
+void Attributes::set_int(const std::string& k, int64_t v) {
+  Attribute a;
+  a.kind = Attribute::Int;
+  a.i = v;
+  items[k] = std::move(a);
+}
 int64_t Attributes::get_int(const std::string& k, int64_t def) const {
   const Attribute* a = find(k);
   return a ? a->i : def;

@@ -72,12 +72,7 @@ OpCall::OpCall(const std::string& op_type, const std::string& name) : impl_(std:
 }
 OpCall::~OpCall() = default;
 
-void OpCall::set_int(const std::string& key, int64_t v) {
-  Attribute a;
-  a.kind = Attribute::Int;
-  a.i = v;
-  impl_->attrs.items[key] = a;
-}
+void OpCall::set_int(const std::string& key, int64_t v) { impl_->attrs.set_int(key, v); }
 void OpCall::set_ints(const std::string& key, const std::vector<int64_t>& v) {
   Attribute a;
   a.kind = Attribute::Ints;

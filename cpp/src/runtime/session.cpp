@@ -298,12 +298,7 @@ Session::Session(Graph graph, const SessionOptions& options) : impl_(std::make_u
     passes::eliminate_dead_nodes(s.graph);
     if (!options.enable_winograd)
       for (Node& n : s.graph.nodes)
-        if (n.op_type == "Conv") {
-          Attribute off;
-          off.kind = Attribute::Int;
-          off.i = 0;
-          n.attrs.items["_winograd"] = off;
-        }
+        if (n.op_type == "Conv") n.attrs.set_int("_winograd", 0);
     s.create_ops();
   }
   s.find_keyed_inputs();

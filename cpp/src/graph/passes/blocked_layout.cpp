@@ -51,13 +51,6 @@ int fresh_value(Graph& g, const std::string& base, DType dtype) {
   return v;
 }
 
-void set_int(Node& n, const std::string& key, int64_t value) {
-  Attribute a;
-  a.kind = Attribute::Int;
-  a.i = value;
-  n.attrs.items[key] = a;
-}
-
 }  // namespace
 
 void use_blocked_layout(Graph& g, int lanes) {
@@ -127,7 +120,7 @@ void use_blocked_layout(Graph& g, int lanes) {
     blocked_of[v] = bv;
     channels_of[v] = g.values[size_t(n.inputs[1])].constant->shape[0];
     n.outputs[0] = bv;
-    set_int(n, "_blocked", lanes);
+    n.attrs.set_int("_blocked", lanes);
   }
   std::vector<Node> added;
   std::map<int, int> to_blocked;  // a plain value -> its reorder's output
@@ -142,7 +135,7 @@ void use_blocked_layout(Graph& g, int lanes) {
       }
       // A direct convolution reads a plain input itself (the stem, 3 channels).
       if (slot == 0 && kind[i] == Blockable::Direct) {
-        set_int(g.nodes[i], "_plain_input", 1);
+        g.nodes[i].attrs.set_int("_plain_input", 1);
         continue;
       }
       auto it = to_blocked.find(v);
@@ -153,7 +146,7 @@ void use_blocked_layout(Graph& g, int lanes) {
         r.op_type = "pycnn.ToBlocked";
         r.inputs = {v};
         r.outputs = {fresh_value(g, name + "#to_blocked", DType::f32)};
-        set_int(r, "lanes", lanes);
+        r.attrs.set_int("lanes", lanes);
         it = to_blocked.emplace(v, r.outputs[0]).first;
         added.push_back(std::move(r));
       }
@@ -168,8 +161,8 @@ void use_blocked_layout(Graph& g, int lanes) {
       Node& n = g.nodes[size_t(r)];
       if (n.op_type == "GlobalAveragePool" && n.inputs.size() == 1 && n.inputs[0] == v) {
         n.inputs[0] = bv;
-        set_int(n, "_blocked", lanes);
-        set_int(n, "_channels", channels_of[v]);
+        n.attrs.set_int("_blocked", lanes);
+        n.attrs.set_int("_channels", channels_of[v]);
       }
       plain = plain || std::find(n.inputs.begin(), n.inputs.end(), v) != n.inputs.end();
     }
@@ -179,8 +172,8 @@ void use_blocked_layout(Graph& g, int lanes) {
     r.op_type = "pycnn.FromBlocked";
     r.inputs = {bv};
     r.outputs = {v};
-    set_int(r, "lanes", lanes);
-    set_int(r, "channels", channels_of[v]);
+    r.attrs.set_int("lanes", lanes);
+    r.attrs.set_int("channels", channels_of[v]);
     added.push_back(std::move(r));
   }
   for (Node& n : added) g.nodes.push_back(std::move(n));
