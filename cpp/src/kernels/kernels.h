@@ -161,11 +161,11 @@ struct KernelTable {
   // Blocked layout (see BlockedPointwise). Pixels [p0, p1) of output blocks
   // [b0, b1) of a 1x1 convolution.
   void (*blocked_pointwise)(const BlockedPointwise& a, int64_t p0, int64_t p1, int64_t b0, int64_t b1);
-  int blocked_tile_blocks;  // output blocks one tile of blocked_pointwise / blocked_conv computes
-  // Output rows [oh0, oh1) of one block of a depthwise convolution: x a
+  int blocked_tile_pixels, blocked_tile_blocks;  // one tile of blocked_pointwise / blocked_conv: pixels x output blocks
+  // Output rows [oh0, oh1) of one block of a depthwise convolution (kh <= 64): x a
   // [ih][iw][c] plane, w its [kh * kw][c] taps, bias c floats (or null), y
   // and residual (or null) [oh][ow][c] planes; y = act(conv + bias + residual).
-  // Output row oh of output blocks [b0, b1) of a direct convolution.
+  // Output row oh of output blocks [b0, b1) of a direct convolution (kh <= 64).
   void (*blocked_conv)(const BlockedConv& a, int64_t oh, int64_t b0, int64_t b1);
   void (*blocked_depthwise)(const Window2D& g, const float* x, const float* w, const float* bias,
                             const float* residual, const Activation& act, float* y, int64_t oh0, int64_t oh1);

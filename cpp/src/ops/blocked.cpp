@@ -291,10 +291,10 @@ class BlockedConvOp : public Op {
     const bool by_pixels = pixels * C_ >= int64_t(weights_.size()) || out_blocks < threads;
     // Chunks for parallel_for's free threads, in whole tiles (pixels) or
     // whole tile columns (output blocks), as many as fit evenly.
-    const int64_t units = by_pixels ? (pixels + 5) / 6 : (out_blocks + kt_->blocked_tile_blocks - 1) / kt_->blocked_tile_blocks;
+    const int64_t unit = by_pixels ? kt_->blocked_tile_pixels : kt_->blocked_tile_blocks;
+    const int64_t units = ((by_pixels ? pixels : out_blocks) + unit - 1) / unit;
     const int64_t parts = by_image ? 1 : even_parts(units, threads);
-    const int64_t unit_step = (units + parts - 1) / parts;
-    const int64_t pixel_step = unit_step * 6, block_step = unit_step * kt_->blocked_tile_blocks;
+    const int64_t step = (units + parts - 1) / parts * unit;  // pixels or blocks a part
     const kernels::KernelTable& kt = *kt_;
     auto image = [&](int64_t n, int64_t part, const float* w, const float* xn) {
       kernels::BlockedPointwise a;
@@ -308,8 +308,8 @@ class BlockedConvOp : public Op {
       a.y = y.ptr<float>() + n * out_blocks * plane;
       a.y_stride = plane;
       if (parts == 1) kt.blocked_pointwise(a, 0, pixels, 0, out_blocks);
-      else if (by_pixels) kt.blocked_pointwise(a, std::min(pixels, part * pixel_step), std::min(pixels, (part + 1) * pixel_step), 0, out_blocks);
-      else kt.blocked_pointwise(a, 0, pixels, std::min(out_blocks, part * block_step), std::min(out_blocks, (part + 1) * block_step));
+      else if (by_pixels) kt.blocked_pointwise(a, std::min(pixels, part * step), std::min(pixels, (part + 1) * step), 0, out_blocks);
+      else kt.blocked_pointwise(a, 0, pixels, std::min(out_blocks, part * step), std::min(out_blocks, (part + 1) * step));
     };
     if (!scale) {
       parallel_for(batch * parts, [&](int64_t b, int64_t e) {
