@@ -432,7 +432,8 @@ def conv_case(id, n, c, spatial, m, kernel, group=1, bias=True, **attrs):
 
 
 CONV_CASES = [
-    # 2-D, group 1 (1x1 stride 1 without pads takes the pointwise path, strided 1x1 im2col)
+    # 2-D, group 1 (1x1 stride 1 without pads takes the pointwise path, strided 1x1 without pads
+    # the strided-pointwise gather)
     conv_case("1x1map_k1", 1, 1, (1, 1), 1, (1, 1)),
     conv_case("1x1map_k3_p1", 1, 3, (1, 1), 7, (3, 3), pads=[1, 1, 1, 1]),
     conv_case("c3_5x9_k3_p1", 1, 3, (5, 9), 7, (3, 3), pads=[1, 1, 1, 1]),
@@ -441,6 +442,8 @@ CONV_CASES = [
     conv_case("c33_7x5_pointwise", 1, 33, (7, 5), 17, (1, 1)),
     conv_case("c33_13x7_pointwise_b3_nobias", 3, 33, (13, 7), 7, (1, 1), bias=False),
     conv_case("c3_13x7_k1_s2", 3, 3, (13, 7), 7, (1, 1), strides=[2, 2]),
+    conv_case("c37_29x63_k1_s2_m70", 2, 37, (29, 63), 70, (1, 1), strides=[2, 2]),  # partial panels both ways
+    conv_case("c17_9x13_k1_s3x1", 1, 17, (9, 13), 7, (1, 1), strides=[3, 1]),
     conv_case("g2_c6_11x14_k1_s2x3", 2, 6, (11, 14), 4, (1, 1), group=2, strides=[2, 3]),
     conv_case("c7_k1_p1", 1, 7, (5, 9), 3, (1, 1), pads=[1, 0, 0, 1]),
     conv_case("c7_17x13_k3_s3_d2", 1, 7, (17, 13), 17, (3, 3), strides=[3, 3], dilations=[2, 2], pads=[1, 2, 2, 1]),
