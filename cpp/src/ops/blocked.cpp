@@ -200,18 +200,23 @@ class BlockedConvOp : public Op {
         for (int64_t k = 0; k < K; ++k) {
           const int64_t c = k / taps_, ki = k % taps_ / g.kw, kj = k % g.kw;
           float* dst = patch + (k / L) * pixels * L + k % L;
+          // Columns [lo, hi) of an output row read inside the input row:
+          // a branch-free strided copy between zeroed edges (a test per
+          // value: the stem 0.63 -> 0.58 ms).
+          const int64_t base = kj * g.dw - g.pw;  // input column of output column 0
+          const int64_t lo = base >= 0 ? 0 : std::min(g.ow, (-base + g.sw - 1) / g.sw);
+          const int64_t hi = base >= g.iw ? lo : std::max(lo, std::min(g.ow, (g.iw - base + g.sw - 1) / g.sw));
           for (int64_t oh = r0; oh < r1; ++oh) {
             const int64_t ih = oh * g.sh - g.ph + ki * g.dh;
-            const float* src = xn + (c * g.ih + ih) * g.iw;
-            float* d = dst + (oh - r0) * g.ow * L;
+            float* __restrict d = dst + (oh - r0) * g.ow * L;
             if (ih < 0 || ih >= g.ih) {
               for (int64_t ow = 0; ow < g.ow; ++ow) d[ow * L] = 0.f;
               continue;
             }
-            for (int64_t ow = 0; ow < g.ow; ++ow) {
-              const int64_t iw = ow * g.sw - g.pw + kj * g.dw;
-              d[ow * L] = iw >= 0 && iw < g.iw ? src[iw] : 0.f;
-            }
+            const float* __restrict row = xn + (c * g.ih + ih) * g.iw;
+            for (int64_t ow = 0; ow < lo; ++ow) d[ow * L] = 0.f;
+            for (int64_t ow = lo; ow < hi; ++ow) d[ow * L] = row[base + ow * g.sw];
+            for (int64_t ow = hi; ow < g.ow; ++ow) d[ow * L] = 0.f;
           }
         }
         kernels::BlockedPointwise a;
