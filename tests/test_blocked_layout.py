@@ -81,6 +81,10 @@ BLOCKS = [
     # K = 410 past a 24 KB weight slice: partial sums in y between slices, the
     # residual and SiLU on the last; the SE scale on the input (63 pixels < 410)
     (24, 410, 24, 7, 9, 3, 1, 1, "SiLU", 2, True, True, None),
+    # 7x7 at batch 3, weights outweighing an image's input: the 1x1s take
+    # the images together, the projection with its per-image SE scale on
+    # the input
+    (72, 200, 72, 7, 7, 3, 1, 1, "SiLU", 3, True, True, None),
 ]
 
 

@@ -75,6 +75,10 @@ struct BlockedPointwise {
   Activation act;
   float* y = nullptr;            // output blocks, y_stride floats apart
   int64_t y_stride = 0;
+  // Images taken together, x_image and y_image (the residual's too) floats
+  // apart: small maps at batch > 1, so each weight slice is read once for
+  // every image rather than once an image.
+  int64_t images = 1, x_image = 0, y_image = 0;
 };
 
 // One blocked convolution with any window and one group (a direct
