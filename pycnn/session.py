@@ -45,6 +45,11 @@ class SessionOptions:
         and EfficientNet blocks) on channel-blocked tensors (NCHW8c with AVX2,
         NCHW16c with AVX-512), reordered at the chain's edges (default True).
         False keeps every tensor NCHW; results agree to float rounding.
+    enable_image_by_image: at batch > 1, run the leading layers (those whose
+        feature maps outgrow the caches at the batch's size, up to where the
+        weights outweigh an image's maps) one image at a time, so each
+        image's maps stay in cache from one layer to the next (default True).
+        False runs every layer on the whole batch; results agree to float rounding.
     """
 
     def __init__(self):
@@ -53,6 +58,7 @@ class SessionOptions:
         self.graph_optimization_level = GraphOptimizationLevel.ORT_ENABLE_ALL
         self.enable_winograd = True
         self.enable_blocked_layout = True
+        self.enable_image_by_image = True
 
     def __repr__(self):
         return (f"SessionOptions(intra_op_num_threads={self.intra_op_num_threads}, "
@@ -100,7 +106,8 @@ class InferenceSession:
         self._options = options
         self._session = _core.Session(graph, threads, int(options.graph_optimization_level),
                                       bool(getattr(options, "enable_winograd", True)),
-                                      bool(getattr(options, "enable_blocked_layout", True)))
+                                      bool(getattr(options, "enable_blocked_layout", True)),
+                                      bool(getattr(options, "enable_image_by_image", True)))
         del graph
 
     # -- ONNX Runtime's API --------------------------------------------------

@@ -16,6 +16,7 @@ struct SessionOptions {
   int optimization_level = 99; // 0: none; >=1: constant folding, batch-norm folding, fusion
   bool enable_winograd = true; // Winograd F(4x4,3x3) / F(2x2,3x3) for 3x3 stride-1 convolutions where it pays
   bool enable_blocked_layout = true;  // chains of depthwise and 1x1 convolutions on NCHWc tensors
+  bool enable_image_by_image = true;  // batch > 1: the leading layers one image at a time (runtime/image_by_image.h)
 };
 
 struct NodeIssue {
@@ -42,6 +43,7 @@ class Session {
     std::vector<Shape> input_shapes, output_shapes;
     double total_ms = 0, flops = 0;  // flops: per run
     int64_t runs = 0;
+    int64_t images = 1;  // calls per run: the batch's images one at a time (image_by_image.h), or 1
     double last_start_ms = 0, last_ms = 0;  // timeline of the last run
   };
   void set_profiling(bool on);

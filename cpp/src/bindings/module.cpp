@@ -169,17 +169,19 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("num_nodes", [](const Graph& g) { return g.nodes.size(); });
 
   py::class_<Session>(m, "Session", "A compiled model: created once, run many times.")
-      .def(py::init([](Graph& g, int threads, int level, bool winograd, bool blocked) {
+      .def(py::init([](Graph& g, int threads, int level, bool winograd, bool blocked, bool image_by_image) {
              SessionOptions o;
              o.num_threads = threads;
              o.optimization_level = level;
              o.enable_winograd = winograd;
              o.enable_blocked_layout = blocked;
+             o.enable_image_by_image = image_by_image;
              py::gil_scoped_release nogil;
              return std::make_unique<Session>(g, o);
            }),
            py::arg("graph"), py::arg("num_threads") = 0, py::arg("optimization_level") = 99,
-           py::arg("enable_winograd") = true, py::arg("enable_blocked_layout") = true)
+           py::arg("enable_winograd") = true, py::arg("enable_blocked_layout") = true,
+           py::arg("enable_image_by_image") = true)
       .def("run",
            [](Session& s, const std::vector<std::string>& names, const py::list& arrays, const std::vector<std::string>& outs) {
              std::vector<py::array> keep;
@@ -216,6 +218,7 @@ PYBIND11_MODULE(_core, m) {
                d["output_shapes"] = p.output_shapes;
                d["total_ms"] = p.total_ms;
                d["runs"] = p.runs;
+               d["images"] = p.images;
                d["flops"] = p.flops;
                d["last_start_ms"] = p.last_start_ms;
                d["last_ms"] = p.last_ms;

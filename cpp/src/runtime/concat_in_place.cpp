@@ -15,7 +15,7 @@ struct Candidate {
 // back in the output, all computed at run time, none twice, none a graph
 // output (a graph output keeps a buffer of its own).
 bool contiguous_concat(const Graph& g, const Node& n, const std::vector<Tensor>& values,
-                       const std::vector<char>& produced, int64_t& axis) {
+                       const std::vector<char>& produced, const std::vector<char>& own_buffer, int64_t& axis) {
   if (n.op_type != "Concat" || n.outputs.size() != 1 || n.outputs[0] < 0 || n.inputs.empty()) return false;
   const Tensor& out = values[size_t(n.outputs[0])];
   int64_t a = n.attrs.get_int("axis", 1);
@@ -25,7 +25,8 @@ bool contiguous_concat(const Graph& g, const Node& n, const std::vector<Tensor>&
     if (out.shape[size_t(d)] != 1) return false;
   std::set<int> seen;
   for (int v : n.inputs)
-    if (v < 0 || !produced[size_t(v)] || g.is_graph_output(v) || !seen.insert(v).second) return false;
+    if (v < 0 || !produced[size_t(v)] || g.is_graph_output(v) || own_buffer[size_t(v)] || !seen.insert(v).second)
+      return false;
   axis = a;
   return true;
 }
@@ -33,12 +34,13 @@ bool contiguous_concat(const Graph& g, const Node& n, const std::vector<Tensor>&
 }  // namespace
 
 std::vector<ValueHome> place_concat_inputs(const Graph& g, const std::vector<int>& step_nodes,
-                                           const std::vector<Tensor>& values, const std::vector<char>& produced) {
+                                           const std::vector<Tensor>& values, const std::vector<char>& produced,
+                                           const std::vector<char>& own_buffer) {
   std::vector<ValueHome> home(values.size());
   std::vector<Candidate> concats;
   for (int ni : step_nodes) {
     int64_t axis = 0;
-    if (contiguous_concat(g, g.nodes[size_t(ni)], values, produced, axis)) concats.push_back(Candidate{ni, axis});
+    if (contiguous_concat(g, g.nodes[size_t(ni)], values, produced, own_buffer, axis)) concats.push_back(Candidate{ni, axis});
   }
   // Biggest first: it becomes the root its leading runs live in.
   std::stable_sort(concats.begin(), concats.end(), [&](const Candidate& a, const Candidate& b) {
@@ -57,7 +59,7 @@ std::vector<ValueHome> place_concat_inputs(const Graph& g, const std::vector<int
     for (size_t j = i + 1; j < concats.size(); ++j) {
       const Node& c = g.nodes[size_t(concats[j].node)];
       const int v = c.outputs[0];
-      if (done[j] || concats[j].axis != concats[i].axis || is_root[size_t(v)] || home[size_t(v)].root >= 0 ||
+      if (done[j] || concats[j].axis != concats[i].axis || is_root[size_t(v)] || home[size_t(v)].root >= 0 || own_buffer[size_t(v)] ||
           !std::equal(c.inputs.begin(), c.inputs.end(), root.inputs.begin()))
         continue;
       home[size_t(v)] = ValueHome{r, 0};

@@ -20,9 +20,11 @@ struct ValueHome {
 };
 
 // step_nodes: the nodes run at run time, in order; values: every value's
-// planned shape and dtype; produced: per value, whether a step computes it.
-// Roots are never placed in another root.
+// planned shape and dtype; produced: per value, whether a step computes it;
+// own_buffer: per value, whether it must keep a buffer of its own (as graph
+// outputs do). Roots are never placed in another root.
 std::vector<ValueHome> place_concat_inputs(const Graph& g, const std::vector<int>& step_nodes,
-                                           const std::vector<Tensor>& values, const std::vector<char>& produced);
+                                           const std::vector<Tensor>& values, const std::vector<char>& produced,
+                                           const std::vector<char>& own_buffer);
 
 }  // namespace pycnn

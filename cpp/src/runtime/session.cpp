@@ -15,6 +15,7 @@
 #include "graph/passes/passes.h"
 #include "ops/op.h"
 #include "runtime/concat_in_place.h"
+#include "runtime/image_by_image.h"
 #include "runtime/memory_planner.h"
 
 namespace pycnn {
@@ -23,9 +24,14 @@ namespace {
 constexpr size_t kMaxCachedPlans = 8;
 
 struct Step {
-  Op* op;
-  int node;
-  std::vector<Tensor> in, out;
+  Op* op = nullptr;
+  int node = -1;
+  std::vector<Tensor> in, out;  // batch shapes; data: where image 0's data starts
+  // Steps run image by image (runtime/image_by_image.h) call the op on these:
+  // one image's shapes, image i's data `stride` bytes per image further on
+  // (0: a weight, or a value that lives only within one image's pass).
+  std::vector<Tensor> in_image, out_image;
+  std::vector<size_t> in_stride, out_stride;
   // Profiling accumulators (touched only while profiling is on).
   int64_t total_ns = 0, runs = 0, last_start_ns = 0, last_ns = 0;
 };
@@ -37,6 +43,8 @@ struct InputUse {
 
 struct Plan {
   std::vector<Step> steps;
+  int image_steps = 0;   // the leading steps run once per image
+  int64_t images = 1;    // ... this many times
   std::shared_ptr<void> arena;
   void* scratch = nullptr;
   std::vector<Tensor> values;                    // every value: planned view, input view or known value
@@ -45,6 +53,19 @@ struct Plan {
 };
 
 }  // namespace
+
+// Runs one step: on image `image` of the batch where the step goes image by image.
+void run_step(Step& st, int64_t image, void* scratch) {
+  if (st.in_image.empty() && st.out_image.empty()) {
+    st.op->run(st.in, st.out, scratch);
+    return;
+  }
+  for (size_t k = 0; k < st.in.size(); ++k)
+    if (st.in[k].data) st.in_image[k].data = static_cast<char*>(st.in[k].data) + size_t(image) * st.in_stride[k];
+  for (size_t k = 0; k < st.out.size(); ++k)
+    if (st.out[k].data) st.out_image[k].data = static_cast<char*>(st.out[k].data) + size_t(image) * st.out_stride[k];
+  st.op->run(st.in_image, st.out_image, scratch);
+}
 
 struct Session::Impl {
   Graph graph;
@@ -155,9 +176,8 @@ std::unique_ptr<Plan> Session::Impl::make_plan(const std::vector<const Tensor*>&
     }
   }
   // Shape inference, evaluating nodes whose inputs are all known.
-  struct Pending { int node; std::vector<TensorInfo> in; };
+  struct Pending { int node; std::vector<TensorInfo> in; size_t scratch; };
   std::vector<Pending> runtime_nodes;
-  size_t scratch = 0;
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     const Node& n = graph.nodes[i];
     Op& op = *ops[i];
@@ -195,8 +215,8 @@ std::unique_ptr<Plan> Session::Impl::make_plan(const std::vector<const Tensor*>&
       if (n.outputs[k] >= 0) {
         plan->values[size_t(n.outputs[k])] = Tensor(out[k].dtype, out[k].shape, nullptr);
       }
-    scratch = std::max(scratch, op.scratch_bytes(in));
-    runtime_nodes.push_back(Pending{int(i), std::move(in)});
+    const size_t step_scratch = op.scratch_bytes(in);
+    runtime_nodes.push_back(Pending{int(i), std::move(in), step_scratch});
   }
   // Lifetimes of the values computed at run time: [step that makes it,
   // last step that reads it] (graph outputs live to the end).
@@ -215,15 +235,58 @@ std::unique_ptr<Plan> Session::Impl::make_plan(const std::vector<const Tensor*>&
     for (int v : n.inputs)
       if (v >= 0 && produced[size_t(v)]) last[size_t(v)] = std::max(last[size_t(v)], s);
   }
+  // Image by image (image_by_image.h): the leading steps whose ops take one
+  // image's shapes too. A value made in that pass holds one image
+  // (`image_shape`) unless it crosses out of the pass: then it holds the
+  // batch, written an image at a time, so it lives from the pass's start.
+  std::vector<char> runtime(nv, 0);
+  for (size_t v = 0; v < nv; ++v) runtime[v] = produced[v] || (is_input[v] && !plan->known[v]);
+  std::vector<std::vector<TensorInfo>> image_in;  // per step of the pass: its inputs for one image
+  const auto takes_one_image = [&](int s) {
+    const Pending& p = runtime_nodes[size_t(s)];
+    const Node& n = graph.nodes[size_t(p.node)];
+    std::vector<TensorInfo> in = p.in;
+    for (size_t k = 0; k < n.inputs.size(); ++k)
+      if (n.inputs[k] >= 0 && runtime[size_t(n.inputs[k])]) in[k].shape = one_image(in[k].shape);
+    try {
+      const std::vector<TensorInfo> out = ops[size_t(p.node)]->infer(in);
+      for (size_t k = 0; k < n.outputs.size(); ++k) {
+        const int v = n.outputs[k];
+        if (v >= 0 && (k >= out.size() || out[k].dtype != plan->values[size_t(v)].dtype ||
+                       out[k].shape != one_image(plan->values[size_t(v)].shape)))
+          return false;
+      }
+    } catch (const Error&) {
+      return false;
+    }
+    image_in.push_back(std::move(in));
+    return true;
+  };
+  ImagePass pass;
+  if (options.enable_image_by_image) pass = plan_image_pass(graph, step_nodes, plan->values, runtime, takes_one_image);
+  pass.made.resize(nv, 0);
+  pass.crosses.resize(nv, 0);
+  std::vector<Tensor> image_shape = plan->values;  // what the pass holds (and the concat placement sees)
+  for (size_t v = 0; v < nv; ++v) {
+    if (!pass.made[v]) continue;
+    if (pass.crosses[v]) first[v] = 0;
+    else image_shape[v].shape = one_image(image_shape[v].shape);
+  }
+  size_t scratch = 0;
+  for (int s = 0; s < end; ++s)
+    scratch = std::max(scratch, s < pass.steps ? ops[size_t(step_nodes[size_t(s)])]->scratch_bytes(image_in[size_t(s)])
+                                               : runtime_nodes[size_t(s)].scratch);
   // One buffer per value, except those living inside a Concat's output
-  // (concat_in_place.h): that buffer spans their lifetimes too.
-  const std::vector<ValueHome> home = place_concat_inputs(graph, step_nodes, plan->values, produced);
+  // (concat_in_place.h): that buffer spans their lifetimes too. A value
+  // crossing out of the image pass keeps a buffer of its own: later steps
+  // read it as one batch, not as slices strided through a Concat's output.
+  const std::vector<ValueHome> home = place_concat_inputs(graph, step_nodes, image_shape, produced, pass.crosses);
   std::vector<int> buffer_of(nv, -1);
   std::vector<BufferLifetime> buffers;
   for (size_t v = 0; v < nv; ++v)
     if (produced[v] && home[v].root < 0) {
       buffer_of[v] = int(buffers.size());
-      buffers.push_back(BufferLifetime{first[v], last[v], plan->values[v].nbytes()});
+      buffers.push_back(BufferLifetime{first[v], last[v], image_shape[v].nbytes()});
     }
   for (size_t v = 0; v < nv; ++v)
     if (produced[v] && home[v].root >= 0) {
@@ -235,22 +298,45 @@ std::unique_ptr<Plan> Session::Impl::make_plan(const std::vector<const Tensor*>&
   plan->arena = aligned_buffer(arena_bytes + scratch + 64);
   char* base = static_cast<char*>(plan->arena.get());
   plan->scratch = base + (arena_bytes + 63) / 64 * 64;
+  // Bytes per image between image i's data and image i+1's, in the pass.
+  std::vector<size_t> stride(nv, 0);
   for (size_t v = 0; v < nv; ++v) {
     if (!produced[v]) continue;
     const bool own = home[v].root < 0;
-    plan->values[v].data = base + buffers[size_t(buffer_of[own ? v : size_t(home[v].root)])].offset + (own ? 0 : home[v].offset);
+    const size_t root = own ? v : size_t(home[v].root);
+    plan->values[v].data = base + buffers[size_t(buffer_of[root])].offset + (own ? 0 : home[v].offset);
+    if (pass.crosses[root]) stride[v] = image_shape[root].nbytes() / size_t(pass.images);
   }
+  for (size_t v = 0; v < nv; ++v)
+    if (is_input[v] && runtime[v]) stride[v] = plan->values[v].nbytes() / size_t(pass.images);
+  plan->image_steps = pass.steps;
+  plan->images = pass.images;
   // Steps with their tensors bound; graph inputs are re-bound on each run.
   for (int s = 0; s < end; ++s) {
     const int ni = runtime_nodes[size_t(s)].node;
     const Node& n = graph.nodes[size_t(ni)];
-    Step st{ops[size_t(ni)].get(), ni, {}, {}};
+    Step st;
+    st.op = ops[size_t(ni)].get();
+    st.node = ni;
     for (size_t k = 0; k < n.inputs.size(); ++k) {
       const int v = n.inputs[k];
       st.in.push_back(v < 0 ? Tensor() : plan->values[size_t(v)]);
       if (v >= 0 && is_input[size_t(v)] && !plan->known[size_t(v)]) plan->input_uses[v].push_back(InputUse{s, int(k)});
     }
     for (int v : n.outputs) st.out.push_back(v < 0 ? Tensor() : plan->values[size_t(v)]);
+    if (s < pass.steps) {
+      for (size_t k = 0; k < n.inputs.size(); ++k) {
+        const int v = n.inputs[k];
+        st.in_image.push_back(st.in[k]);
+        st.in_stride.push_back(v < 0 ? 0 : stride[size_t(v)]);
+        if (v >= 0 && runtime[size_t(v)]) st.in_image.back().shape = one_image(st.in[k].shape);
+      }
+      for (int v : n.outputs) {
+        st.out_image.push_back(v < 0 ? Tensor() : plan->values[size_t(v)]);
+        st.out_stride.push_back(v < 0 ? 0 : stride[size_t(v)]);
+        if (v >= 0) st.out_image.back().shape = one_image(st.out_image.back().shape);
+      }
+    }
     plan->steps.push_back(std::move(st));
   }
   return plan;
@@ -321,9 +407,11 @@ std::vector<Session::NodeProfile> Session::profile() const {
   std::lock_guard<std::mutex> lock(impl_->mutex);
   std::vector<NodeProfile> out;
   if (impl_->plans.empty()) return out;
-  for (const Step& st : impl_->plans.front().second->steps) {
+  const Plan& plan = *impl_->plans.front().second;
+  for (const Step& st : plan.steps) {
     const Node& n = impl_->graph.nodes[size_t(st.node)];
     NodeProfile p;
+    p.images = &st - plan.steps.data() < plan.image_steps ? plan.images : 1;
     p.name = n.name;
     p.op_type = n.op_type;
     p.algorithm = st.op->algorithm();
@@ -406,21 +494,32 @@ std::vector<Tensor> Session::run(const std::vector<std::string>& feed_names, con
   }
   using Clock = std::chrono::steady_clock;
   const auto run_start = Clock::now();
-  for (Step& st : plan.steps) {
-    const auto t0 = s.profiling ? Clock::now() : Clock::time_point();
-    try {
-      st.op->run(st.in, st.out, plan.scratch);
-    } catch (const Error& e) {
-      throw Error(e.code(), s.where(st.node) + ": " + e.what());
+  // The image pass (its steps once per image), then the rest on the batch.
+  // A step of the pass is profiled as one node: its time summed over the
+  // images, its start that of image 0.
+  auto run_steps = [&](size_t from, size_t to, int64_t image) {
+    for (size_t i = from; i < to; ++i) {
+      Step& st = plan.steps[i];
+      const auto t0 = s.profiling ? Clock::now() : Clock::time_point();
+      try {
+        run_step(st, image, plan.scratch);
+      } catch (const Error& e) {
+        throw Error(e.code(), s.where(st.node) + ": " + e.what());
+      }
+      if (s.profiling) {
+        const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
+        if (image == 0) {
+          st.last_start_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t0 - run_start).count();
+          st.last_ns = 0;
+          ++st.runs;
+        }
+        st.last_ns += ns;
+        st.total_ns += ns;
+      }
     }
-    if (s.profiling) {
-      const auto t1 = Clock::now();
-      st.last_start_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t0 - run_start).count();
-      st.last_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
-      st.total_ns += st.last_ns;
-      ++st.runs;
-    }
-  }
+  };
+  for (int64_t image = 0; image < plan.images; ++image) run_steps(0, size_t(plan.image_steps), image);
+  run_steps(size_t(plan.image_steps), plan.steps.size(), 0);
   std::vector<Tensor> result;
   for (int v : outs) {
     const Tensor& t = plan.values[size_t(v)];
