@@ -167,9 +167,13 @@ def test_profile_counts_every_image_once_per_run():
         assert n.gflops * n.ms == pytest.approx(flops[n.name], rel=1e-6)
 
 
-def test_threads_give_identical_results():
-    model = densenet_like()
-    feeds = feeds_of(model, 5)
-    a = session(model, threads=1).run(None, feeds)[0]
-    b = session(model, threads=2).run(None, feeds)[0]
-    np.testing.assert_array_equal(a, b)
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_threads_give_identical_results(name):
+    # Batch 4: 2 threads take the images side by side; 5: one after another,
+    # each image's steps split between the threads.
+    model = MODELS[name]()
+    one, two = session(model, threads=1), session(model, threads=2)
+    for batch in (4, 5):
+        feeds = feeds_of(model, batch)
+        for a, b in zip(one.run(None, feeds), two.run(None, feeds)):
+            np.testing.assert_array_equal(a, b)

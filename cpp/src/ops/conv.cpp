@@ -3,6 +3,7 @@
 // ConvOp::choose) with bias, residual and activation in its store.
 // ConvTranspose (1-D/2-D): SGEMM (W^T X) then col2im.
 #include <array>
+#include <atomic>
 #include <cstring>
 
 #include "core/parallel.h"
@@ -66,7 +67,7 @@ class ConvOp : public Op {
   bool keeps_copy_of(size_t i) const override { return i == 1 && !packed_w_.empty(); }
 
   std::string algorithm() const override {
-    return std::string(algo_name(last_algo_)) + (has_input_map_ ? "+input-affine" : "") + (act_.is_identity() ? "" : "+act");
+    return std::string(algo_name(last_algo_.load(std::memory_order_relaxed))) + (has_input_map_ ? "+input-affine" : "") + (act_.is_identity() ? "" : "+act");
   }
   double flops(const std::vector<Tensor>& in, const std::vector<Tensor>& out) const override {
     return 2.0 * double(out[0].numel()) * double(in[1].numel() / std::max<int64_t>(in[1].shape[0], 1));
@@ -186,7 +187,7 @@ class ConvOp : public Op {
     const Tensor &x = in[0], &w = in[1];
     const float* bias = in.size() > 2 && in[2].data ? in[2].ptr<float>() : nullptr;
     const ConvAlgo algo = choose(x.shape, w.shape, g);
-    last_algo_ = algo;
+    last_algo_.store(algo, std::memory_order_relaxed);
     const int64_t batch = x.shape[0], C = x.shape[1], M = w.shape[0];
     const int64_t in_plane = g.ih * g.iw, out_plane = g.oh * g.ow;
     const KernelTable& kt = *kt_;
@@ -560,7 +561,9 @@ class ConvOp : public Op {
   std::shared_ptr<void> storage_;
   Span packed_w_;
   Tensor weights_once_;  // _weights_once: a view of the constant weights
-  ConvAlgo last_algo_ = ConvAlgo::Im2col;  // what the last run did, for the profiler
+  // What the last run did, for the profiler (atomic: the image pass may run
+  // this op on several threads at once).
+  std::atomic<ConvAlgo> last_algo_{ConvAlgo::Im2col};
   bool winograd_possible_ = false;  // 3x3, one group, constant weights within the cap, not switched off
   std::array<int64_t, 2> winograd_shape_{};  // M, C of those weights
   struct WinogradWeights {

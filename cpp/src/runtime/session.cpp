@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
+#include <functional>
 #include <cstring>
 #include <list>
 #include <map>
@@ -27,11 +29,15 @@ struct Step {
   Op* op = nullptr;
   int node = -1;
   std::vector<Tensor> in, out;  // batch shapes; data: where image 0's data starts
-  // Steps run image by image (runtime/image_by_image.h) call the op on these:
-  // one image's shapes, image i's data `stride` bytes per image further on
-  // (0: a weight, or a value that lives only within one image's pass).
-  std::vector<Tensor> in_image, out_image;
-  std::vector<size_t> in_stride, out_stride;
+  // Steps of the image pass (runtime/image_by_image.h) call the op on these:
+  // one image's shapes, the data of image i on pass thread t at
+  // i * per_image + t * per_thread bytes further on.
+  struct ImageView {
+    size_t per_image = 0;   // 0: a weight, or a value living within one image's pass
+    size_t per_thread = 0;  // the pass arena's size for such a value, else 0
+  };
+  std::vector<ImageView> in_view, out_view;
+  std::vector<std::vector<Tensor>> in_image, out_image;  // one image's tensors, a copy per pass thread
   // Profiling accumulators (touched only while profiling is on).
   int64_t total_ns = 0, runs = 0, last_start_ns = 0, last_ns = 0;
 };
@@ -45,6 +51,8 @@ struct Plan {
   std::vector<Step> steps;
   int image_steps = 0;   // the leading steps run once per image
   int64_t images = 1;    // ... this many times
+  int pass_threads = 1;  // threads taking the pass's images side by side, each image on one
+  size_t pass_scratch_stride = 0;  // bytes between pass threads' scratch
   std::shared_ptr<void> arena;
   void* scratch = nullptr;
   std::vector<Tensor> values;                    // every value: planned view, input view or known value
@@ -54,17 +62,16 @@ struct Plan {
 
 }  // namespace
 
-// Runs one step: on image `image` of the batch where the step goes image by image.
-void run_step(Step& st, int64_t image, void* scratch) {
-  if (st.in_image.empty() && st.out_image.empty()) {
-    st.op->run(st.in, st.out, scratch);
-    return;
-  }
-  for (size_t k = 0; k < st.in.size(); ++k)
-    if (st.in[k].data) st.in_image[k].data = static_cast<char*>(st.in[k].data) + size_t(image) * st.in_stride[k];
-  for (size_t k = 0; k < st.out.size(); ++k)
-    if (st.out[k].data) st.out_image[k].data = static_cast<char*>(st.out[k].data) + size_t(image) * st.out_stride[k];
-  st.op->run(st.in_image, st.out_image, scratch);
+// Runs a step of the image pass on image `image`, as pass thread `thread`
+// (its own copy of the image's tensors and scratch).
+void run_image_step(Step& st, int64_t image, int thread, void* scratch) {
+  const auto at = [&](const Tensor& t, const Step::ImageView& v) {
+    return t.data ? static_cast<char*>(t.data) + size_t(image) * v.per_image + size_t(thread) * v.per_thread : nullptr;
+  };
+  std::vector<Tensor>&in = st.in_image[size_t(thread)], &out = st.out_image[size_t(thread)];
+  for (size_t k = 0; k < st.in.size(); ++k) in[k].data = at(st.in[k], st.in_view[k]);
+  for (size_t k = 0; k < st.out.size(); ++k) out[k].data = at(st.out[k], st.out_view[k]);
+  st.op->run(in, out, scratch);
 }
 
 struct Session::Impl {
@@ -272,45 +279,67 @@ std::unique_ptr<Plan> Session::Impl::make_plan(const std::vector<const Tensor*>&
     if (pass.crosses[v]) first[v] = 0;
     else image_shape[v].shape = one_image(image_shape[v].shape);
   }
-  size_t scratch = 0;
-  for (int s = 0; s < end; ++s)
-    scratch = std::max(scratch, s < pass.steps ? ops[size_t(step_nodes[size_t(s)])]->scratch_bytes(image_in[size_t(s)])
-                                               : runtime_nodes[size_t(s)].scratch);
+  // Where the batch splits evenly, the threads take its images side by side
+  // (no fork per step; each image's maps stay in its thread's L2), each
+  // with its own copy of the pass's one-image values and scratch.
+  const int threads = current_num_threads();
+  const int pass_threads = pass.steps > 0 && threads > 1 && pass.images >= threads &&
+                                   (pass.images % threads == 0 || pass.images >= 4 * threads)
+                               ? threads : 1;
+  size_t scratch = 0, pass_scratch = 0;
+  {
+    ThreadScope one_thread_each(pass_threads > 1 ? 1 : threads);
+    for (int s = 0; s < pass.steps; ++s)
+      pass_scratch = std::max(pass_scratch, ops[size_t(step_nodes[size_t(s)])]->scratch_bytes(image_in[size_t(s)]));
+  }
+  pass_scratch = (pass_scratch + 63) / 64 * 64;
+  for (int s = pass.steps; s < end; ++s) scratch = std::max(scratch, runtime_nodes[size_t(s)].scratch);
+  scratch = std::max(scratch, pass_scratch * size_t(pass_threads));
   // One buffer per value, except those living inside a Concat's output
   // (concat_in_place.h): that buffer spans their lifetimes too. A value
   // crossing out of the image pass keeps a buffer of its own: later steps
   // read it as one batch, not as slices strided through a Concat's output.
   const std::vector<ValueHome> home = place_concat_inputs(graph, step_nodes, image_shape, produced, pass.crosses);
+  // The values living within one image's pass get an arena of their own
+  // (a copy per pass thread) after the main one.
+  const auto in_pass_arena = [&](size_t v) { return pass.made[v] && !pass.crosses[v]; };
   std::vector<int> buffer_of(nv, -1);
-  std::vector<BufferLifetime> buffers;
+  std::vector<BufferLifetime> buffers[2];  // main arena, pass arena
   for (size_t v = 0; v < nv; ++v)
     if (produced[v] && home[v].root < 0) {
-      buffer_of[v] = int(buffers.size());
-      buffers.push_back(BufferLifetime{first[v], last[v], image_shape[v].nbytes()});
+      auto& list = buffers[in_pass_arena(v)];
+      buffer_of[v] = int(list.size());
+      list.push_back(BufferLifetime{first[v], last[v], image_shape[v].nbytes()});
     }
   for (size_t v = 0; v < nv; ++v)
     if (produced[v] && home[v].root >= 0) {
-      BufferLifetime& b = buffers[size_t(buffer_of[size_t(home[v].root)])];
+      const size_t r = size_t(home[v].root);
+      BufferLifetime& b = buffers[in_pass_arena(r)][size_t(buffer_of[r])];
       b.first = std::min(b.first, first[v]);
       b.last = std::max(b.last, last[v]);
     }
-  const size_t arena_bytes = plan_memory(buffers);
-  plan->arena = aligned_buffer(arena_bytes + scratch + 64);
-  char* base = static_cast<char*>(plan->arena.get());
-  plan->scratch = base + (arena_bytes + 63) / 64 * 64;
-  // Bytes per image between image i's data and image i+1's, in the pass.
-  std::vector<size_t> stride(nv, 0);
+  const size_t main_bytes = (plan_memory(buffers[0]) + 63) / 64 * 64;
+  const size_t pass_bytes = (plan_memory(buffers[1]) + 63) / 64 * 64;
+  plan->arena = aligned_buffer(main_bytes + pass_bytes * size_t(pass_threads) + scratch + 64);
+  char* const base[2] = {static_cast<char*>(plan->arena.get()), static_cast<char*>(plan->arena.get()) + main_bytes};
+  plan->scratch = base[1] + pass_bytes * size_t(pass_threads);
+  // Where image i (on pass thread t) of each value lies in the pass.
+  std::vector<Step::ImageView> view(nv);
   for (size_t v = 0; v < nv; ++v) {
     if (!produced[v]) continue;
     const bool own = home[v].root < 0;
     const size_t root = own ? v : size_t(home[v].root);
-    plan->values[v].data = base + buffers[size_t(buffer_of[root])].offset + (own ? 0 : home[v].offset);
-    if (pass.crosses[root]) stride[v] = image_shape[root].nbytes() / size_t(pass.images);
+    const bool in_pass = in_pass_arena(root);
+    plan->values[v].data = base[in_pass] + buffers[in_pass][size_t(buffer_of[root])].offset + (own ? 0 : home[v].offset);
+    if (pass.crosses[root]) view[v].per_image = image_shape[root].nbytes() / size_t(pass.images);
+    if (in_pass) view[v].per_thread = pass_bytes;
   }
   for (size_t v = 0; v < nv; ++v)
-    if (is_input[v] && runtime[v]) stride[v] = plan->values[v].nbytes() / size_t(pass.images);
+    if (is_input[v] && runtime[v]) view[v].per_image = plan->values[v].nbytes() / size_t(pass.images);
   plan->image_steps = pass.steps;
   plan->images = pass.images;
+  plan->pass_threads = pass_threads;
+  plan->pass_scratch_stride = pass_scratch;
   // Steps with their tensors bound; graph inputs are re-bound on each run.
   for (int s = 0; s < end; ++s) {
     const int ni = runtime_nodes[size_t(s)].node;
@@ -325,17 +354,19 @@ std::unique_ptr<Plan> Session::Impl::make_plan(const std::vector<const Tensor*>&
     }
     for (int v : n.outputs) st.out.push_back(v < 0 ? Tensor() : plan->values[size_t(v)]);
     if (s < pass.steps) {
+      std::vector<Tensor> in = st.in, out = st.out;
       for (size_t k = 0; k < n.inputs.size(); ++k) {
         const int v = n.inputs[k];
-        st.in_image.push_back(st.in[k]);
-        st.in_stride.push_back(v < 0 ? 0 : stride[size_t(v)]);
-        if (v >= 0 && runtime[size_t(v)]) st.in_image.back().shape = one_image(st.in[k].shape);
+        st.in_view.push_back(v < 0 ? Step::ImageView() : view[size_t(v)]);
+        if (v >= 0 && runtime[size_t(v)]) in[k].shape = one_image(in[k].shape);
       }
-      for (int v : n.outputs) {
-        st.out_image.push_back(v < 0 ? Tensor() : plan->values[size_t(v)]);
-        st.out_stride.push_back(v < 0 ? 0 : stride[size_t(v)]);
-        if (v >= 0) st.out_image.back().shape = one_image(st.out_image.back().shape);
+      for (size_t k = 0; k < n.outputs.size(); ++k) {
+        const int v = n.outputs[k];
+        st.out_view.push_back(v < 0 ? Step::ImageView() : view[size_t(v)]);
+        if (v >= 0) out[k].shape = one_image(out[k].shape);
       }
+      st.in_image.assign(size_t(pass_threads), in);
+      st.out_image.assign(size_t(pass_threads), out);
     }
     plan->steps.push_back(std::move(st));
   }
@@ -494,32 +525,68 @@ std::vector<Tensor> Session::run(const std::vector<std::string>& feed_names, con
   }
   using Clock = std::chrono::steady_clock;
   const auto run_start = Clock::now();
-  // The image pass (its steps once per image), then the rest on the batch.
-  // A step of the pass is profiled as one node: its time summed over the
-  // images, its start that of image 0.
-  auto run_steps = [&](size_t from, size_t to, int64_t image) {
-    for (size_t i = from; i < to; ++i) {
-      Step& st = plan.steps[i];
-      const auto t0 = s.profiling ? Clock::now() : Clock::time_point();
-      try {
-        run_step(st, image, plan.scratch);
-      } catch (const Error& e) {
-        throw Error(e.code(), s.where(st.node) + ": " + e.what());
-      }
-      if (s.profiling) {
-        const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
-        if (image == 0) {
-          st.last_start_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t0 - run_start).count();
-          st.last_ns = 0;
-          ++st.runs;
-        }
-        st.last_ns += ns;
-        st.total_ns += ns;
-      }
+  const auto since = [](Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count();
+  };
+  const auto run_checked = [&](Step& st, const std::function<void()>& call) {
+    try {
+      call();
+    } catch (const Error& e) {
+      throw Error(e.code(), s.where(st.node) + ": " + e.what());
     }
   };
-  for (int64_t image = 0; image < plan.images; ++image) run_steps(0, size_t(plan.image_steps), image);
-  run_steps(size_t(plan.image_steps), plan.steps.size(), 0);
+  // The image pass: its steps once per image, the images side by side on
+  // the pass threads or one after another. A step of the pass is profiled
+  // as one node: its time summed over the images, its start image 0's.
+  const size_t pass_steps = size_t(plan.image_steps);
+  std::vector<int64_t> pass_ns(s.profiling ? pass_steps * size_t(plan.pass_threads) : 0, 0);
+  const auto run_image = [&](int64_t image, int thread) {
+    void* scratch = static_cast<char*>(plan.scratch) + size_t(thread) * plan.pass_scratch_stride;
+    for (size_t i = 0; i < pass_steps; ++i) {
+      Step& st = plan.steps[i];
+      const auto t0 = s.profiling ? Clock::now() : Clock::time_point();
+      run_checked(st, [&] { run_image_step(st, image, thread, scratch); });
+      if (!s.profiling) continue;
+      if (image == 0) st.last_start_ns = since(run_start, t0);
+      pass_ns[size_t(thread) * pass_steps + i] += since(t0, Clock::now());
+    }
+  };
+  if (plan.pass_threads > 1) {
+    // Exceptions cannot leave the parallel region: the first is kept and rethrown.
+    std::mutex failed_mutex;
+    std::exception_ptr failed;
+    parallel_for_indexed(plan.images, [&](int64_t n0, int64_t n1, int thread) {
+      ThreadScope one_thread(1);
+      try {
+        for (int64_t n = n0; n < n1; ++n) run_image(n, thread);
+      } catch (...) {
+        std::lock_guard<std::mutex> hold(failed_mutex);
+        if (!failed) failed = std::current_exception();
+      }
+    });
+    if (failed) std::rethrow_exception(failed);
+  } else {
+    for (int64_t n = 0; n < plan.images && pass_steps > 0; ++n) run_image(n, 0);
+  }
+  if (s.profiling)
+    for (size_t i = 0; i < pass_steps; ++i) {
+      Step& st = plan.steps[i];
+      st.last_ns = 0;
+      for (int t = 0; t < plan.pass_threads; ++t) st.last_ns += pass_ns[size_t(t) * pass_steps + i];
+      st.total_ns += st.last_ns;
+      ++st.runs;
+    }
+  // The rest on the whole batch.
+  for (size_t i = pass_steps; i < plan.steps.size(); ++i) {
+    Step& st = plan.steps[i];
+    const auto t0 = s.profiling ? Clock::now() : Clock::time_point();
+    run_checked(st, [&] { st.op->run(st.in, st.out, plan.scratch); });
+    if (!s.profiling) continue;
+    st.last_start_ns = since(run_start, t0);
+    st.last_ns = since(t0, Clock::now());
+    st.total_ns += st.last_ns;
+    ++st.runs;
+  }
   std::vector<Tensor> result;
   for (int v : outs) {
     const Tensor& t = plan.values[size_t(v)];
