@@ -97,7 +97,20 @@ def two_inputs(c=11, h=64):
     return model_of(nodes, inits, [("x", ["N", 3, h, h]), ("z", ["N", c, h, h])], ["y"])
 
 
-MODELS = {"resnet_like": resnet_like, "densenet_like": densenet_like, "mobilenet_like": mobilenet_like,
+def maxpool_indices(c=9, h=64):
+    """A MaxPool whose Indices (flat offsets into the whole batch) are an
+    output: the pass stops before it."""
+    rng = np.random.default_rng(5)
+    inits = {}
+    nodes = [conv(rng, inits, "a", "x", "a0", 3, c), helper.make_node("Relu", ["a0"], ["a1"]),
+             conv(rng, inits, "b", "a1", "b0", c, c), helper.make_node("Relu", ["b0"], ["b1"]),
+             helper.make_node("MaxPool", ["b1"], ["y", "idx"], kernel_shape=[2, 2], strides=[2, 2])]
+    model = model_of(nodes, inits, [("x", ["N", 3, h, h])], ["y"])
+    model.graph.output.append(helper.make_tensor_value_info("idx", TensorProto.INT64, None))
+    return model
+
+
+MODELS = {"maxpool_indices": maxpool_indices, "resnet_like": resnet_like, "densenet_like": densenet_like, "mobilenet_like": mobilenet_like,
           "two_inputs": two_inputs}
 
 
@@ -129,6 +142,10 @@ def test_matches_onnxruntime_and_the_batched_run(name, threads, isa):
         got_on, got_off = on.run(None, feeds), off.run(None, feeds)
         for w, a, b in zip(want, got_on, got_off):
             assert a.shape == w.shape
+            if a.dtype == np.int64:
+                np.testing.assert_array_equal(a, w)
+                np.testing.assert_array_equal(a, b)
+                continue
             np.testing.assert_allclose(a, w, rtol=1e-4, atol=1e-4)
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
@@ -153,6 +170,8 @@ def test_the_pass_stops_at_heavy_weights_and_at_batch_mixing_ops():
     nodes = session(two_inputs()).profile(feeds_of(two_inputs(), 4), runs=1, warmup=0).nodes
     images = {n.op_type: n.images for n in nodes}
     assert images["ReduceMean"] == 1 and images["Sub"] == 1
+    nodes = session(maxpool_indices()).profile(feeds_of(maxpool_indices(), 4), runs=1, warmup=0).nodes
+    assert {n.op_type: n.images for n in nodes}["MaxPool"] == 1
 
 
 def test_profile_counts_every_image_once_per_run():

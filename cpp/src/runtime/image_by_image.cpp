@@ -47,6 +47,8 @@ bool runs_per_image(const Node& n, int64_t batch, const std::vector<Tensor>& val
                     size_t& weight_bytes, size_t& image_bytes) {
   const bool plain = per_image_ops().count(n.op_type) > 0;
   if (!plain && !per_image_elementwise_ops().count(n.op_type)) return false;
+  // MaxPool's Indices are flat offsets into the whole batch.
+  if (n.op_type == "MaxPool" && n.outputs.size() > 1 && n.outputs[1] >= 0) return false;
   weight_bytes = image_bytes = 0;
   int64_t out_rank = 0;
   for (int v : n.outputs) {
