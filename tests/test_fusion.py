@@ -55,6 +55,10 @@ CASES = [
     (33, 33, 9, 9, 5, 2, 33, "Sigmoid", [1, 33, 5, 5], "depthwise-channels"),
     (7, 5, 6, 6, 3, 1, 1, "Sigmoid", [1, 5, 1, 1], "indirect-gemm"),   # broadcast residual
     (3, 4, 5, 5, 1, 1, 1, "Relu", [2, 4, 5, 5], "pointwise-gemm"),      # the Add broadcasts the conv up
+    # a last panel of 1 and of 2 columns (N = 49, 50: gemm_ukernel_narrow), K over two blocks
+    (19, 70, 7, 7, 1, 1, 1, "Relu", None, "pointwise-gemm"),
+    (300, 13, 5, 10, 1, 1, 1, "Relu", [1, 13, 5, 10], "pointwise-gemm"),
+    (70, 9, 13, 13, 3, 2, 1, None, [1, 9, 7, 7], "indirect-gemm"),
 ]
 
 
