@@ -633,6 +633,10 @@ POOL_CASES = [
     pool_case("c3_112x97_k3_s2_ceil", 1, 3, (112, 97), (3, 3), strides=[2, 2], ceil_mode=1),
     pool_case("c5_70x66_k2_s2", 2, 5, (70, 66), (2, 2), strides=[2, 2]),
     pool_case("c3_67x131_k2_s2_p_end_ceil", 1, 3, (67, 131), (2, 2), strides=[2, 2], pads=[0, 0, 1, 1], ceil_mode=1),
+    # output rows of at least a vector (AVX2): the stride-2 path, rows' and outputs' tails as overlapping vectors
+    pool_case("c9_27x27_k3_s2_ceil", 2, 9, (27, 27), (3, 3), strides=[2, 2], ceil_mode=1),
+    pool_case("c4_17x18_k3_s2_p1", 1, 4, (17, 18), (3, 3), strides=[2, 2], pads=[1, 1, 1, 1]),
+    pool_case("c3_19x35_k2_s2", 1, 3, (19, 35), (2, 2), strides=[2, 2]),
     pool_case("c7_9x31_k1x7_s1x3", 1, 7, (9, 31), (1, 7), strides=[1, 3], pads=[0, 3, 0, 2]),
     pool_case("1d_c3_l17_k3_s2_p1", 1, 3, (17,), (3,), strides=[2], pads=[1, 1]),
     pool_case("1d_c7_l33_k5_s3_d2_ceil", 3, 7, (33,), (5,), strides=[3], dilations=[2], pads=[2, 0], ceil_mode=1),
@@ -657,11 +661,12 @@ def test_maxpool(isa, threads, case):
     assert_close(y, ref, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("spatial", [(9, 11), (141, 135)], ids=["by_channels", "by_plane"])
+@pytest.mark.parametrize("spatial", [(9, 11), (27, 27), (141, 135)], ids=["by_channels", "row_tail", "by_plane"])
 def test_maxpool_propagates_nan(isa, spatial):
     x = _pool_input(dict(n=1, c=19, spatial=spatial), "nan")
     x[0, 3, 4, 5] = np.nan   # one window's first tap ...
     x[0, 17, 2, 2] = np.nan  # ... and a later one's
+    x[0, 5, 6, -1] = np.nan  # a row's last column (the tail vectors overlap there)
     y = run_single("MaxPool", {"x": x}, attrs={"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]})
     ref = pool_ref(x, "max", (3, 3), [2, 2], None, [1, 1, 1, 1], "NOTSET", False)
     np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
