@@ -56,7 +56,8 @@ class Profile:
                          f"{n.ms:8.3f}{per_image}{n.percent:6.1f} {n.gflops:8.1f}")
         lines.append(f"total node time per run: {self.total_ms:.3f} ms over {self.runs} runs")
         if any(n.images > 1 for n in self.nodes):
-            lines.append("*: run image by image (SessionOptions.enable_image_by_image), time summed over the images")
+            lines.append("*: run image by image (SessionOptions.enable_image_by_image), time summed over the images "
+                         "(divided by the threads that took them side by side)")
         return "\n".join(lines)
 
     def chrome_trace(self, path: str) -> None:

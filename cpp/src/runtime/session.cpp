@@ -537,7 +537,9 @@ std::vector<Tensor> Session::run(const std::vector<std::string>& feed_names, con
   };
   // The image pass: its steps once per image, the images side by side on
   // the pass threads or one after another. A step of the pass is profiled
-  // as one node: its time summed over the images, its start image 0's.
+  // as one node: its time summed over the images (over the threads that
+  // took them side by side, divided by their count: a share of the run's
+  // wall time, as other nodes' are), its start image 0's.
   const size_t pass_steps = size_t(plan.image_steps);
   std::vector<int64_t> pass_ns(s.profiling ? pass_steps * size_t(plan.pass_threads) : 0, 0);
   const auto run_image = [&](int64_t image, int thread) {
@@ -573,6 +575,7 @@ std::vector<Tensor> Session::run(const std::vector<std::string>& feed_names, con
       Step& st = plan.steps[i];
       st.last_ns = 0;
       for (int t = 0; t < plan.pass_threads; ++t) st.last_ns += pass_ns[size_t(t) * pass_steps + i];
+      st.last_ns /= plan.pass_threads;
       st.total_ns += st.last_ns;
       ++st.runs;
     }
