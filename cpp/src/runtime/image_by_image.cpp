@@ -63,7 +63,8 @@ bool runs_per_image(const Node& n, int64_t batch, const std::vector<Tensor>& val
     if (axis < 0) axis += out_rank;
     if (axis <= 0) return false;
   }
-  for (int v : n.inputs) {
+  for (size_t k = 0; k < n.inputs.size(); ++k) {
+    const int v = n.inputs[k];
     if (v < 0) continue;
     const Tensor& t = values[size_t(v)];
     if (!runtime[size_t(v)]) {
@@ -71,7 +72,12 @@ bool runs_per_image(const Node& n, int64_t batch, const std::vector<Tensor>& val
       weight_bytes += t.nbytes();
       continue;
     }
-    if (t.rank() < 1 || t.shape[0] != batch) return false;
+    // An input that broadcasts (element-wise ops', a fused residual) aligns
+    // its trailing dims: below the output's rank its dim 0 is not the batch,
+    // even where it has the batch's size. Others (a convolution's data, its
+    // per-image input scale) lead with the batch.
+    const bool broadcasts = !plain || (n.op_type == "Conv" && k == 3);
+    if (t.shape.empty() || t.shape[0] != batch || (broadcasts ? t.rank() != out_rank : t.rank() < 2)) return false;
     image_bytes += t.nbytes() / size_t(batch);
   }
   return true;
