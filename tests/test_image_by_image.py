@@ -121,7 +121,17 @@ def low_rank_input(c=16, h=512):
     return model_of(nodes, inits, [("x", ["N", 3, h, 8]), ("z", [8])], ["y"])
 
 
-MODELS = {"maxpool_indices": maxpool_indices, "low_rank_input": low_rank_input, "resnet_like": resnet_like, "densenet_like": densenet_like, "mobilenet_like": mobilenet_like,
+def runtime_weights(c=8, h=96):
+    """A Conv whose weights are a graph input with as many filters as the
+    batch (8): they are shared by every image, not split by image."""
+    rng = np.random.default_rng(7)
+    inits = {}
+    nodes = [conv(rng, inits, "a", "x", "a0", 3, c), helper.make_node("Relu", ["a0"], ["a1"]),
+             helper.make_node("Conv", ["a1", "w"], ["y"], name="fed", kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
+    return model_of(nodes, inits, [("x", ["N", 3, h, h]), ("w", [8, c, 3, 3])], ["y"])
+
+
+MODELS = {"maxpool_indices": maxpool_indices, "low_rank_input": low_rank_input, "runtime_weights": runtime_weights, "resnet_like": resnet_like, "densenet_like": densenet_like, "mobilenet_like": mobilenet_like,
           "two_inputs": two_inputs}
 
 
@@ -161,7 +171,7 @@ def test_matches_onnxruntime_and_the_batched_run(name, threads, isa):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", sorted(set(MODELS) - {"low_rank_input"}))
+@pytest.mark.parametrize("name", sorted(set(MODELS) - {"low_rank_input", "runtime_weights"}))
 def test_leading_steps_go_image_by_image(name):
     model = MODELS[name]()
     sess = session(model)
@@ -186,6 +196,9 @@ def test_the_pass_stops_at_heavy_weights_and_at_batch_mixing_ops():
     nodes = session(low_rank_input()).profile(feeds_of(low_rank_input(), 8), runs=1, warmup=0).nodes
     images = {n.name or n.op_type: n.images for n in nodes}
     assert images["a"] == 8 and images["mul"] == 1 and images["b"] == 1, images  # b took the Add
+    nodes = session(runtime_weights()).profile(feeds_of(runtime_weights(), 8), runs=1, warmup=0).nodes
+    images = {n.name: n.images for n in nodes}
+    assert images["a"] == 8 and images["fed"] == 1, images
 
 
 def test_profile_counts_every_image_once_per_run():

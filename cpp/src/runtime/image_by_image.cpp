@@ -72,6 +72,10 @@ bool runs_per_image(const Node& n, int64_t batch, const std::vector<Tensor>& val
       weight_bytes += t.nbytes();
       continue;
     }
+    // The other ops take their data at input 0 (Conv also a fused residual,
+    // 3, and input scale and shift, 4 and 5); weights fed at run time are
+    // shared by all images, so such a step stays on the batch.
+    if (plain && k != 0 && !(n.op_type == "Conv" && k >= 3)) return false;
     // An input that broadcasts (element-wise ops', a fused residual) aligns
     // its trailing dims: below the output's rank its dim 0 is not the batch,
     // even where it has the batch's size. Others (a convolution's data, its
