@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
-#include <functional>
 #include <cstring>
 #include <list>
 #include <map>
@@ -183,7 +182,7 @@ std::unique_ptr<Plan> Session::Impl::make_plan(const std::vector<const Tensor*>&
     }
   }
   // Shape inference, evaluating nodes whose inputs are all known.
-  struct Pending { int node; std::vector<TensorInfo> in; size_t scratch; };
+  struct Pending { int node; std::vector<TensorInfo> in; };
   std::vector<Pending> runtime_nodes;
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     const Node& n = graph.nodes[i];
@@ -222,8 +221,7 @@ std::unique_ptr<Plan> Session::Impl::make_plan(const std::vector<const Tensor*>&
       if (n.outputs[k] >= 0) {
         plan->values[size_t(n.outputs[k])] = Tensor(out[k].dtype, out[k].shape, nullptr);
       }
-    const size_t step_scratch = op.scratch_bytes(in);
-    runtime_nodes.push_back(Pending{int(i), std::move(in), step_scratch});
+    runtime_nodes.push_back(Pending{int(i), std::move(in)});
   }
   // Lifetimes of the values computed at run time: [step that makes it,
   // last step that reads it] (graph outputs live to the end).
@@ -293,7 +291,10 @@ std::unique_ptr<Plan> Session::Impl::make_plan(const std::vector<const Tensor*>&
       pass_scratch = std::max(pass_scratch, ops[size_t(step_nodes[size_t(s)])]->scratch_bytes(image_in[size_t(s)]));
   }
   pass_scratch = (pass_scratch + 63) / 64 * 64;
-  for (int s = pass.steps; s < end; ++s) scratch = std::max(scratch, runtime_nodes[size_t(s)].scratch);
+  // Asked once per step, for the shapes it runs on (a pass step's batch
+  // shapes could prepare weights, e.g. another Winograd tile, it never uses).
+  for (int s = pass.steps; s < end; ++s)
+    scratch = std::max(scratch, ops[size_t(step_nodes[size_t(s)])]->scratch_bytes(runtime_nodes[size_t(s)].in));
   scratch = std::max(scratch, pass_scratch * size_t(pass_threads));
   // One buffer per value, except those living inside a Concat's output
   // (concat_in_place.h): that buffer spans their lifetimes too. A value
@@ -528,7 +529,7 @@ std::vector<Tensor> Session::run(const std::vector<std::string>& feed_names, con
   const auto since = [](Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count();
   };
-  const auto run_checked = [&](Step& st, const std::function<void()>& call) {
+  const auto run_checked = [&](Step& st, auto&& call) {  // generic: no std::function per call
     try {
       call();
     } catch (const Error& e) {
