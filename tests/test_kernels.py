@@ -638,7 +638,8 @@ POOL_CASES = [
     pool_case("c4_17x18_k3_s2_p1", 1, 4, (17, 18), (3, 3), strides=[2, 2], pads=[1, 1, 1, 1]),
     pool_case("c3_19x35_k2_s2", 1, 3, (19, 35), (2, 2), strides=[2, 2]),
     pool_case("c7_9x31_k1x7_s1x3", 1, 7, (9, 31), (1, 7), strides=[1, 3], pads=[0, 3, 0, 2]),
-    # every window inside the plane: average pooling's one-divisor path (2x2 stride 2: two rows, column pairs)
+    # windows inside the plane: 2x2 stride 2 on average pooling's two-row path (dilated rows, unreached trailing
+    # pads); a 3x2 window on the general one
     pool_case("c5_15x17_k2_s2_d2x1", 2, 5, (15, 17), (2, 2), strides=[2, 2], dilations=[2, 1]),
     pool_case("c3_8x8_k2_s2_p_end_unreached", 1, 3, (8, 8), (2, 2), strides=[2, 2], pads=[0, 0, 1, 1]),
     pool_case("c4_12x20_k3x2_s1x2", 1, 4, (12, 20), (3, 2), strides=[1, 2]),
