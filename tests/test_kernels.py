@@ -553,6 +553,25 @@ def test_gemm_conv_over_a_batch(isa, threads_, batch, conv):
     assert_close(y, np.maximum(want + skip, 0))
 
 
+@pytest.mark.parametrize("hw", [(7, 7), (5, 6), (3, 6), (4, 5)], ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("threads_", [1, 2], ids=lambda t: f"t{t}")
+def test_gemm_last_panel_in_halves(isa, threads_, hw):
+    """A partial last column panel wider than half a panel runs as a half
+    panel and a narrow or second half one (49 pixels: 32 + 16 + 1 on
+    AVX-512, 48 + 1 on AVX2; 30: 16 + 14; 18: 16 + 2; 20: 16 + 4), each with
+    the fused bias, residual Add and ReLU; K past one k block (256)."""
+    r = rng_for("gemm-halves", hw)
+    x = f32(r.standard_normal((1, 300, *hw)))
+    w, b = f32(r.standard_normal((17, 300, 1, 1)) / 17), f32(r.standard_normal(17))
+    want = conv_ref(x, w, b)
+    skip = f32(r.standard_normal(want.shape))
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[1, 1]),
+             helper.make_node("Add", ["c", "skip"], ["s"]), helper.make_node("Relu", ["s"], ["y"])]
+    feeds = {"x": x, "skip": skip}
+    y = run(make_model(nodes, feeds, {"w": w, "b": b}), feeds, threads_)
+    assert_close(y, np.maximum(want + skip, 0))
+
+
 # =============================================================================
 # ConvTranspose
 # =============================================================================

@@ -268,10 +268,21 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const GemmA& A
             st.residual_ld = ep.residual_ld;
             GemmStore st_now = st;
             if (final_block && store_fuses && ep.residual && !full) st_now.clamp = false;  // clamp after the residual
-            if (cols <= kGemmNarrowCols && !st_now.a_ld && !st_now.b_ld)
-              kt.gemm_ukernel_narrow(int(rows), int(cols), kc, a, b, c, ldt, st_now);
-            else
-              (cols <= nr / 2 ? kt.gemm_ukernel_half : kt.gemm_ukernel)(int(rows), kc, a, b, c, ldt, st_now);
+            const int64_t half = nr / 2;
+            if (full || (cols > half && st_now.a_ld)) {
+              // (A read in place: a second pass over its rows costs more
+              // than the unused columns.)
+              kt.gemm_ukernel(int(rows), kc, a, b, c, ldt, st_now);
+            } else {
+              // A partial panel (packed, in `tiles`) as halves: its first
+              // half (if more than half is used), then what is left.
+              const int64_t at = cols > half ? half : 0, rest = cols - at;
+              if (at) kt.gemm_ukernel_half(int(rows), kc, a, b, c, ldt, st_now);
+              if (rest <= kGemmNarrowCols && !st_now.a_ld)
+                kt.gemm_ukernel_narrow(int(rows), int(rest), kc, a, b + at, c + at, ldt, st_now);
+              else
+                kt.gemm_ukernel_half(int(rows), kc, a, b + at, c + at, ldt, st_now);
+            }
             if (!final_block || (full && !store_fuses)) continue;  // full panels: one pass below
             if (!store_fuses) epilogue_pass(c, ldt, m0, rows, n0, cols);
             else if (ep.residual && !full) epilogue_pass(c, ldt, m0, rows, n0, cols, /*row_bias_stored=*/true);

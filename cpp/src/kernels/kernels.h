@@ -115,7 +115,9 @@ struct KernelTable {
   void (*gemm_ukernel)(int rows, int64_t k, const float* a_panel, const float* b_panel, float* c, int64_t ldc,
                        const GemmStore& store);
   // The same for the panel's first nr / 2 columns only (a last panel that
-  // narrow: N = 196 leaves 4 columns, which cost a whole panel's FMAs).
+  // narrow: N = 196 leaves 4 columns, which cost a whole panel's FMAs);
+  // b_panel may start half a panel in (its rows still nr floats apart), so
+  // a last panel of 17 columns costs a half and a narrow call, not a panel.
   void (*gemm_ukernel_half)(int rows, int64_t k, const float* a_panel, const float* b_panel, float* c, int64_t ldc,
                             const GemmStore& store);
   // The same for the panel's first cols <= kGemmNarrowCols columns, rows
