@@ -203,6 +203,7 @@ DIRECT = [
     # c, m, h, w, k, stride, dilation, pads, act, batch
     (3, 32, 33, 35, 3, 2, 1, [1, 1, 1, 1], "Clip", 1),  # MobileNetV2's stem
     (3, 17, 20, 19, 3, 2, 1, [0, 0, 1, 1], "SiLU", 2),  # EfficientNet's, TF-style pads
+    (3, 16, 70, 71, 3, 2, 1, [1, 1, 1, 1], "Clip", 2),  # two bands of output rows (28 + 7), 252 pixels in the last
     (1, 7, 9, 13, 5, 1, 2, [4, 4, 4, 4], "Sigmoid", 1),
     (11, 24, 12, 15, 7, 2, 1, [3, 2, 3, 2], "HardSwish", 1),
     (20, 9, 6, 5, 1, 2, 1, [0, 0, 0, 0], None, 3),  # a strided 1x1

@@ -111,7 +111,8 @@ class BlockedConvOp : public Op {
     infer(in);
     if (algo_ == Algo::Im2col) {  // each thread's patch rows
       const kernels::Window2D g = window(in[0].shape);
-      return size_t(im2col_rows(g) * g.ow * im2col_lanes() * current_num_threads()) * sizeof(float) + 64;
+      return size_t(im2col_rows(g) * g.ow * (im2col_lanes() + C_ * taps_) * current_num_threads()) * sizeof(float) +
+             64;
     }
     if (!has_scale_) return 0;  // else the weights or the input, scaled per image
     const Shape& x = in[0].shape;
@@ -188,39 +189,49 @@ class BlockedConvOp : public Op {
   // A plain input (the stem: 3 channels, where a blocked input would be
   // mostly padding lanes): rows of output pixels' C x kh x kw input values
   // gathered into a blocked patch, then the 1x1 kernel with K = C x taps.
+  // The gather writes each of the K values' rows contiguously (`rows`), then
+  // to_blocked transposes them into the patch's blocks by vectors: written
+  // straight into the blocks, each value went to its own cache line
+  // (MobileNetV2's stem 0.28 -> 0.17 ms, AVX-512; ORT 0.14).
   void run_im2col(const Tensor& x, const float* residual, Tensor& y, float* scratch) {
     const kernels::Window2D g = window(x.shape);
     const int64_t batch = x.shape[0], out_blocks = y.shape[1], L = lanes_, K = C_ * taps_;
     const int64_t in_pixels = g.ih * g.iw, out_plane = g.oh * g.ow * L, rows = im2col_rows(g);
-    const int64_t bands = (g.oh + rows - 1) / rows, per_thread = rows * g.ow * im2col_lanes();
+    const int64_t bands = (g.oh + rows - 1) / rows, per_thread = rows * g.ow * (im2col_lanes() + K);
     const kernels::KernelTable& kt = *kt_;
     parallel_for_indexed(batch * bands, [&](int64_t b, int64_t e, int t) {
       float* patch = scratch + t * per_thread;
+      float* value_rows = patch + rows * g.ow * im2col_lanes();
       for (int64_t i = b; i < e; ++i) {
         const int64_t n = i / bands, r0 = i % bands * rows, r1 = std::min(g.oh, r0 + rows), pixels = (r1 - r0) * g.ow;
         const float* xn = x.ptr<float>() + n * C_ * in_pixels;
         for (int64_t k = 0; k < K; ++k) {
           const int64_t c = k / taps_, ki = k % taps_ / g.kw, kj = k % g.kw;
-          float* dst = patch + (k / L) * pixels * L + k % L;
+          float* dst = value_rows + k * pixels;
           // Columns [lo, hi) of an output row read inside the input row:
-          // a branch-free strided copy between zeroed edges (a test per
-          // value: the stem 0.63 -> 0.58 ms).
+          // a branch-free strided copy between zeroed edges.
           const int64_t base = kj * g.dw - g.pw;  // input column of output column 0
           const int64_t lo = base >= 0 ? 0 : std::min(g.ow, (-base + g.sw - 1) / g.sw);
           const int64_t hi = base >= g.iw ? lo : std::max(lo, std::min(g.ow, (g.iw - base + g.sw - 1) / g.sw));
           for (int64_t oh = r0; oh < r1; ++oh) {
             const int64_t ih = oh * g.sh - g.ph + ki * g.dh;
-            float* __restrict d = dst + (oh - r0) * g.ow * L;
+            float* __restrict d = dst + (oh - r0) * g.ow;
             if (ih < 0 || ih >= g.ih) {
-              for (int64_t ow = 0; ow < g.ow; ++ow) d[ow * L] = 0.f;
+              std::fill(d, d + g.ow, 0.f);
               continue;
             }
             const float* __restrict row = xn + (c * g.ih + ih) * g.iw;
-            for (int64_t ow = 0; ow < lo; ++ow) d[ow * L] = 0.f;
-            for (int64_t ow = lo; ow < hi; ++ow) d[ow * L] = row[base + ow * g.sw];
-            for (int64_t ow = hi; ow < g.ow; ++ow) d[ow * L] = 0.f;
+            std::fill(d, d + lo, 0.f);
+            const float* __restrict from = row + base;
+            if (g.sw == 2)  // a constant stride vectorizes (vector loads and shuffles)
+              for (int64_t ow = lo; ow < hi; ++ow) d[ow] = from[2 * ow];
+            else
+              for (int64_t ow = lo; ow < hi; ++ow) d[ow] = from[ow * g.sw];
+            std::fill(d + hi, d + g.ow, 0.f);
           }
         }
+        for (int64_t k0 = 0; k0 < K; k0 += L)
+          kt.to_blocked(value_rows + k0 * pixels, int(std::min(L, K - k0)), pixels, patch + k0 * pixels);
         kernels::BlockedPointwise a;
         a.x = patch;
         a.x_stride = pixels * L;
