@@ -76,6 +76,7 @@ BLOCKS = [
     (24, 40, 24, 12, 10, 5, 1, 1, "HardSwish", 3, True, True, None),  # a scale per image
     (7, 12, 9, 11, 9, 3, 1, 2, "Sigmoid", 1, False, False, None),  # dilated: the generic interior
     (6, 10, 6, 9, 9, 7, 1, 1, None, 2, True, False, None),  # 7x7: the generic interior
+    (4, 6, 4, 20, 23, 11, 1, 3, "SiLU", 1, False, False, None),  # dilated 11x11: past the padded edge copy (AVX-512)
     (5, 6, 5, 1, 1, 3, 1, 1, "Relu", 2, True, False, None),  # a 1x1 map: every pixel an edge
     (32, 32, 33, 7, 7, 3, 1, 1, "Clip", 1, False, True, None),
     # K = 410 past a 24 KB weight slice: partial sums in y between slices, the
