@@ -278,7 +278,7 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const GemmA& A
               // half (if more than half is used), then what is left.
               const int64_t at = cols > half ? half : 0, rest = cols - at;
               if (at) kt.gemm_ukernel_half(int(rows), kc, a, b, c, ldt, st_now);
-              if (rest <= kGemmNarrowCols && !st_now.a_ld)
+              if (rest <= kt.gemm_narrow_cols && !st_now.a_ld)
                 kt.gemm_ukernel_narrow(int(rows), int(rest), kc, a, b + at, c + at, ldt, st_now);
               else
                 kt.gemm_ukernel_half(int(rows), kc, a, b + at, c + at, ldt, st_now);

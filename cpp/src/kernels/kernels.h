@@ -102,10 +102,6 @@ struct PackRun {
   int len;
 };
 
-// The columns gemm_ukernel_narrow takes: up to here it beats the half panel
-// (M = 2048, K = 512: N = 49 1.33 -> 1.21 ms, N = 50 1.32 -> 1.26; at 3 and
-// 4 columns the half panel is faster).
-constexpr int kGemmNarrowCols = 2;
 
 struct KernelTable {
   const char* isa;
@@ -120,11 +116,16 @@ struct KernelTable {
   // a last panel of 17 columns costs a half and a narrow call, not a panel.
   void (*gemm_ukernel_half)(int rows, int64_t k, const float* a_panel, const float* b_panel, float* c, int64_t ldc,
                             const GemmStore& store);
-  // The same for the panel's first cols <= kGemmNarrowCols columns, rows
+  // The same for the panel's first cols <= 4 columns, rows
   // across a vector (a 7x7 map's N = 49 leaves one column); A packed
   // (store.a_ld 0), B a packed panel (store.b_ld 0).
   void (*gemm_ukernel_narrow)(int rows, int cols, int64_t k, const float* a_panel, const float* b_panel, float* c,
                               int64_t ldc, const GemmStore& store);
+  // Up to this many columns the narrow kernel beats the half panel. AVX2
+  // (half panel 8 columns), M = 2048, K = 512: N = 49 1.33 -> 1.21 ms, N = 50
+  // 1.32 -> 1.26, at 3 and 4 columns the half panel faster: 2. AVX-512 (16
+  // columns): 4, N = 196 237 -> 253 GFLOP/s (M = 1024, K = 256).
+  int gemm_narrow_cols;
   // Packs kc B rows into a block: row k (rows[k] if rows, else base + k * ld)
   // into dst + k * nr, run by run; with `map`, each value becomes
   // clamp(x * scale[k] + shift[k], lo, hi) (scale 1 / shift 0 where null).
