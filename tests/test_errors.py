@@ -210,6 +210,15 @@ def test_unsupported_tensor_types():
                                           [x_info(elem=TP.FLOAT16)], [out_info()]))
 
 
+
+def test_conv_weights_of_another_float_type_are_named():
+    """float64 weights on a float32 input: the error names both dtypes and
+    the fix (it said "only float32 is supported, got float32")."""
+    model = make_model([h.make_node("Conv", ["x", "w"], ["y"], name="c", kernel_shape=[3, 3])], [x_info((1, 3, 8, 8))],
+                       [out_info()], [nh.from_array(np.ones((4, 3, 3, 3)), "w")])
+    with pytest.raises(pycnn.UnsupportedModelError, match=r"node 'c'.*input float32 and weights float64.*cast"):
+        pycnn.InferenceSession(model).run(None, {"x": np.ones((1, 3, 8, 8), np.float32)})
+
 # ==================================================================================
 # 2. Bad attributes, reported in the same one-error style
 # ==================================================================================

@@ -76,7 +76,8 @@ class ConvOp : public Op {
   std::vector<TensorInfo> infer(const std::vector<TensorInfo>& in) override {
     const Shape &x = in[0].shape, &w = in[1].shape;
     PYCNN_CHECK(in[0].dtype == DType::f32 && in[1].dtype == DType::f32, ErrorCode::Unsupported, where(node_),
-                ": only float32 is supported, got ", dtype_name(in[0].dtype));
+                ": only float32 is supported, got input ", dtype_name(in[0].dtype), " and weights ",
+                dtype_name(in[1].dtype), " (export the model, or cast its weights, to float32)");
     PYCNN_CHECK(x.size() >= 3 && w.size() == x.size(), ErrorCode::InvalidArgument, where(node_), ": input ",
                 shape_str(x), " and weight ", shape_str(w), " must both be (N, C, spatial...) of the same rank");
     SpatialAttrs a = attrs_;
