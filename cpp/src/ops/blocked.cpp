@@ -189,7 +189,7 @@ class BlockedConvOp : public Op {
   // A plain input (the stem: 3 channels, where a blocked input would be
   // mostly padding lanes): rows of output pixels' C x kh x kw input values
   // gathered into a blocked patch, then the 1x1 kernel with K = C x taps.
-  // The gather writes each of the K values' rows contiguously (`rows`), then
+  // The gather writes each of the K values' rows contiguously (`value_rows`), then
   // to_blocked transposes them into the patch's blocks by vectors: written
   // straight into the blocks, each value went to its own cache line
   // (MobileNetV2's stem 0.28 -> 0.17 ms, AVX-512; ORT 0.14).
@@ -222,11 +222,11 @@ class BlockedConvOp : public Op {
             }
             const float* __restrict row = xn + (c * g.ih + ih) * g.iw;
             std::fill(d, d + lo, 0.f);
-            const float* __restrict from = row + base;
+            const float* __restrict from = row + base + lo * g.sw;  // input column of output column lo
             if (g.sw == 2)  // a constant stride vectorizes (vector loads and shuffles)
-              for (int64_t ow = lo; ow < hi; ++ow) d[ow] = from[2 * ow];
+              for (int64_t i = 0; i < hi - lo; ++i) d[lo + i] = from[2 * i];
             else
-              for (int64_t ow = lo; ow < hi; ++ow) d[ow] = from[ow * g.sw];
+              for (int64_t i = 0; i < hi - lo; ++i) d[lo + i] = from[i * g.sw];
             std::fill(d + hi, d + g.ow, 0.f);
           }
         }
