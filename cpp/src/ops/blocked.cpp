@@ -222,11 +222,10 @@ class BlockedConvOp : public Op {
             }
             const float* __restrict row = xn + (c * g.ih + ih) * g.iw;
             std::fill(d, d + lo, 0.f);
-            const float* __restrict from = row + base + lo * g.sw;  // input column of output column lo
             if (g.sw == 2)  // a constant stride vectorizes (vector loads and shuffles)
-              for (int64_t i = 0; i < hi - lo; ++i) d[lo + i] = from[2 * i];
+              for (int64_t ow = lo; ow < hi; ++ow) d[ow] = row[base + 2 * ow];
             else
-              for (int64_t i = 0; i < hi - lo; ++i) d[lo + i] = from[i * g.sw];
+              for (int64_t ow = lo; ow < hi; ++ow) d[ow] = row[base + ow * g.sw];
             std::fill(d + hi, d + g.ow, 0.f);
           }
         }
