@@ -553,14 +553,17 @@ def test_gemm_conv_over_a_batch(isa, threads_, batch, conv):
     assert_close(y, np.maximum(want + skip, 0))
 
 
-@pytest.mark.parametrize("hw", [(7, 7), (5, 6), (3, 6), (4, 5), (1, 35), (2, 18)], ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("hw", [(7, 7), (5, 6), (3, 6), (4, 5), (1, 35), (2, 18), (1, 19), (3, 7)],
+                         ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("threads_", [1, 2], ids=lambda t: f"t{t}")
 def test_gemm_last_panel_in_halves(isa, threads_, hw):
     """A partial last column panel wider than half a panel runs as a half
-    panel and a narrow or second half one (49 pixels: 32 + 16 + 1 on
-    AVX-512, 48 + 1 on AVX2; 30: 16 + 14; 18: 16 + 2; 20: 16 + 4), and a
-    last panel of 3 or 4 columns the narrow kernel on AVX-512 (35, 36), each
-    with the fused bias, residual Add and ReLU; K past one k block (256)."""
+    panel with its narrow rest in the same pass (49 pixels: 32 + 16 + 1 on
+    AVX-512, 48 + 1 on AVX2; 18: 16 + 2; 19: 16 + 3; 20: 16 + 4) or as two
+    half panels (30: 16 + 14; 21: 16 + 5), and a last panel of 3 or 4
+    columns the narrow kernel on AVX-512 (35, 36), each with the fused bias,
+    residual Add and ReLU; K past one k block (256); M = 17: a full and a
+    partial panel of rows."""
     r = rng_for("gemm-halves", hw)
     x = f32(r.standard_normal((1, 300, *hw)))
     w, b = f32(r.standard_normal((17, 300, 1, 1)) / 17), f32(r.standard_normal(17))

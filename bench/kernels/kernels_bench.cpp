@@ -105,6 +105,30 @@ void BM_sgemm_row_major(benchmark::State& state) {
   report(state, 2.0 * double(M * N * K));
 }
 
+// The same with the packed A cold, as weights are in a whole model (each
+// layer's weights were last read a run ago): copies of A cycled, 64 MB in
+// all, so each call reads its A from memory.
+void BM_sgemm_cold_a(benchmark::State& state) {
+  const int64_t M = state.range(0), K = state.range(1), N = state.range(2);
+  const auto& kt = kernels::active();
+  std::vector<float> a(size_t(M * K), 0.5f), b(size_t(K * N), 0.25f), c(size_t(M * N));
+  const size_t a_floats = kernels::packed_a_floats(M, K, kt.gemm_mr);
+  const size_t copies = std::max<size_t>(2, (size_t(64) << 20) / (a_floats * 4));
+  auto pa = aligned_buffer(a_floats * 4 * copies);
+  ThreadScope one(1);
+  auto work = aligned_buffer(kernels::gemm_work_bytes(kt, M));
+  for (size_t i = 0; i < copies; ++i)
+    kernels::pack_a(a.data(), K, 1, M, K, kt.gemm_mr, static_cast<float*>(pa.get()) + i * a_floats);
+  size_t i = 0;
+  for (auto _ : state) {
+    const kernels::GemmA ga(static_cast<float*>(pa.get()) + (i++ % copies) * a_floats);
+    kernels::gemm(kt, M, N, K, ga, kernels::GemmB(b.data(), N, static_cast<float*>(work.get())), c.data(), N,
+                  kernels::Epilogue{});
+    benchmark::ClobberMemory();
+  }
+  report(state, 2.0 * double(M * N * K));
+}
+
 // The same with each B row mapped while packed (x * scale + shift, then
 // ReLU): DenseNet's norm-ReLU folded into the 1x1 conv after it.
 void BM_sgemm_mapped(benchmark::State& state) {
@@ -209,9 +233,13 @@ BENCHMARK(BM_sgemm)->Args({512, 512, 512})->Args({1024, 1024, 1024})
     ->Args({1024, 256, 196})->Args({256, 1024, 196})->Args({2048, 512, 49})->Args({512, 2048, 49});
 // The same 1x1 shapes and small-M ones of MobileNetV2 and SqueezeNet, B row-major ({M, K, N, A row-major}).
 BENCHMARK(BM_sgemm_row_major)->Args({256, 64, 3136, 0})->Args({64, 256, 3136, 0})->Args({1024, 256, 196, 0})
+    ->Args({256, 1024, 196, 0})->Args({512, 128, 784, 0})->Args({128, 512, 784, 0})
     ->Args({2048, 512, 49, 0})->Args({2048, 512, 49, 1})->Args({512, 2048, 49, 1})->Args({16, 32, 12544, 0})
     ->Args({16, 128, 3025, 0})->Args({32, 192, 784, 0})->Args({64, 384, 196, 0})->Args({96, 576, 196, 0});
 // DenseNet-121's norm-ReLU-mapped 1x1 shapes ({M, K, N}).
+BENCHMARK(BM_sgemm_cold_a)->Args({256, 64, 3136})->Args({64, 256, 3136})->Args({1024, 256, 196})
+    ->Args({256, 1024, 196})->Args({512, 128, 784})->Args({128, 512, 784})->Args({2048, 512, 49})->Args({512, 2048, 49});
+
 BENCHMARK(BM_sgemm_mapped)->Args({128, 256, 3136})->Args({128, 512, 784})->Args({128, 1024, 196});
 // {K, M, pixels}: expand at 112x112, projections at 56x56 and 14x14, 7x7 heads.
 BENCHMARK(BM_blocked_pointwise)->Args({16, 96, 12544})->Args({144, 24, 3136})->Args({576, 96, 196})

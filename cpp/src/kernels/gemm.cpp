@@ -275,13 +275,18 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const GemmA& A
               kt.gemm_ukernel(int(rows), kc, a, b, c, ldt, st_now);
             } else {
               // A partial panel (packed, in `tiles`) as halves: its first
-              // half (if more than half is used), then what is left.
+              // half (if more than half is used), then what is left; a
+              // rest the narrow kernel takes rides along with that half.
               const int64_t at = cols > half ? half : 0, rest = cols - at;
-              if (at) kt.gemm_ukernel_half(int(rows), kc, a, b, c, ldt, st_now);
-              if (rest <= kt.gemm_narrow_cols && !st_now.a_ld)
-                kt.gemm_ukernel_narrow(int(rows), int(rest), kc, a, b + at, c + at, ldt, st_now);
-              else
+              const bool narrow_rest = rest <= kt.gemm_narrow_cols && !st_now.a_ld;
+              if (!narrow_rest) {
+                if (at) kt.gemm_ukernel_half(int(rows), kc, a, b, c, ldt, st_now);
                 kt.gemm_ukernel_half(int(rows), kc, a, b + at, c + at, ldt, st_now);
+              } else if (at) {
+                kt.gemm_ukernel_half_narrow(int(rows), int(rest), kc, a, b, c, ldt, st_now);
+              } else {
+                kt.gemm_ukernel_narrow(int(rows), int(rest), kc, a, b, c, ldt, st_now);
+              }
             }
             if (!final_block || (full && !store_fuses)) continue;  // full panels: one pass below
             if (!store_fuses) epilogue_pass(c, ldt, m0, rows, n0, cols);

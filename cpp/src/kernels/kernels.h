@@ -113,7 +113,7 @@ struct KernelTable {
   // The same for the panel's first nr / 2 columns only (a last panel that
   // narrow: N = 196 leaves 4 columns, which cost a whole panel's FMAs);
   // b_panel may start half a panel in (its rows still nr floats apart), so
-  // a last panel of 17 columns costs a half and a narrow call, not a panel.
+  // a last panel of 30 columns costs two halves, not a panel.
   void (*gemm_ukernel_half)(int rows, int64_t k, const float* a_panel, const float* b_panel, float* c, int64_t ldc,
                             const GemmStore& store);
   // The same for the panel's first cols <= 4 columns, rows
@@ -121,6 +121,10 @@ struct KernelTable {
   // (store.a_ld 0), B a packed panel (store.b_ld 0).
   void (*gemm_ukernel_narrow)(int rows, int cols, int64_t k, const float* a_panel, const float* b_panel, float* c,
                               int64_t ldc, const GemmStore& store);
+  // The half panel and then extra <= 4 columns as the narrow kernel lays
+  // them out, in one pass over A (N = 49: 32 + 17); A and B packed.
+  void (*gemm_ukernel_half_narrow)(int rows, int extra, int64_t k, const float* a_panel, const float* b_panel,
+                                   float* c, int64_t ldc, const GemmStore& store);
   // Up to this many columns the narrow kernel beats the half panel. AVX2
   // (half panel 8 columns), M = 2048, K = 512: N = 49 1.33 -> 1.21 ms, N = 50
   // 1.32 -> 1.26, at 3 and 4 columns the half panel faster: 2. AVX-512 (16
