@@ -151,8 +151,8 @@ void BM_sgemm_mapped(benchmark::State& state) {
   report(state, 2.0 * double(M * N * K));
 }
 
-// The blocked layout's 1x1 kernel ({K in, M out channels, pixels}), ReLU6
-// in the store, caches hot: MobileNetV2's and EfficientNet-B0's shapes.
+// The blocked layout's 1x1 kernel ({K in, M out channels, pixels, SiLU}),
+// ReLU6 (MobileNetV2) or SiLU (EfficientNet-B0) in the store, caches hot.
 void BM_blocked_pointwise(benchmark::State& state) {
   const int64_t K = state.range(0), M = state.range(1), P = state.range(2);
   const auto& kt = kernels::active();
@@ -165,7 +165,7 @@ void BM_blocked_pointwise(benchmark::State& state) {
   a.K = K;
   a.w = w.data();
   a.bias = bias.data();
-  a.act.kind = kernels::UnaryKind::Clip;
+  a.act.kind = state.range(3) ? kernels::UnaryKind::SiLU : kernels::UnaryKind::Clip;
   a.act.beta = 6.f;
   a.y = y.data();
   a.y_stride = P * L;
@@ -242,8 +242,9 @@ BENCHMARK(BM_sgemm_cold_a)->Args({256, 64, 3136})->Args({64, 256, 3136})->Args({
 
 BENCHMARK(BM_sgemm_mapped)->Args({128, 256, 3136})->Args({128, 512, 784})->Args({128, 1024, 196});
 // {K, M, pixels}: expand at 112x112, projections at 56x56 and 14x14, 7x7 heads.
-BENCHMARK(BM_blocked_pointwise)->Args({16, 96, 12544})->Args({144, 24, 3136})->Args({576, 96, 196})
-    ->Args({320, 1280, 49})->Args({1152, 320, 49});
+BENCHMARK(BM_blocked_pointwise)->Args({16, 96, 12544, 0})->Args({144, 24, 3136, 0})->Args({576, 96, 196, 0})
+    ->Args({320, 1280, 49, 0})->Args({1152, 320, 49, 0})->Args({16, 96, 12544, 1})->Args({40, 240, 784, 1})
+    ->Args({112, 672, 196, 1});
 // Real layer shapes: {C, M, H, kernel, stride}.
 #define LAYERS(B)                                                                                             \
   B->Args({3, 64, 224, 7, 2})->Args({64, 64, 56, 3, 1})->Args({128, 128, 28, 3, 1})->Args({256, 256, 14, 3, 1}) \
