@@ -16,9 +16,7 @@ int64_t tile_count(const Window2D& g, int64_t batch, int tile) {
 int Winograd::choose_tile(const Window2D& g, int64_t batch, int64_t M, int64_t C) {
   if (g.kh != 3 || g.kw != 3 || g.sh != 1 || g.sw != 1 || g.dh != 1 || g.dw != 1) return 0;
   if (tile_count(g, batch, 4) >= kMinTiles4 && fits(4, M, C)) return 4;
-  const int64_t weights2 = points(2) * M * C;
-  const int64_t min_tiles2 = weights2 > kLargeWeightFloats ? 2 * kMinTiles2 : kMinTiles2;
-  if (tile_count(g, batch, 2) >= min_tiles2 && fits(2, M, C)) return 2;
+  if (tile_count(g, batch, 2) >= kMinTiles2 && fits(2, M, C)) return 2;
   return 0;
 }
 

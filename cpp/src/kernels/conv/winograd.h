@@ -21,12 +21,12 @@ constexpr int kWinogradChunk = 192;
 
 struct Winograd {
   // Fewer tiles than these (over the batch) make the GEMMs too thin to win:
-  // at 14x14, F4's 16 tiles lose to F2's 49; F2's 16 (a 7x7 map) win by
-  // 1-13% where its weights stay in cache, and lose 3% in ResNet-18's
-  // 512-channel layers, whose 16 MB of transformed weights stream from
-  // memory: past kLargeWeightFloats F2 wants twice the tiles.
+  // at 14x14, F4's 16 tiles lose to F2's 49; F2's 16 (a 7x7 map) win, even
+  // in ResNet-18's and ResNet-50's 512-channel layers, whose 16 MB of
+  // transformed weights stream from memory (Zen 4, batch 1: 2.26 -> 1.47 ms
+  // at 1 thread, 1.27 -> 0.87 ms at 2, against indirect GEMM; they had lost
+  // 3% before a 16-column panel ran as a half panel).
   static constexpr int64_t kMinTiles4 = 49, kMinTiles2 = 16;
-  static constexpr int64_t kLargeWeightFloats = int64_t(1) << 20;
   // Transformed weights beyond this many floats cost more memory than the
   // time they save: 8 MB for F4 (4x the originals), 16 MB for F2.
   static constexpr int64_t kMaxWeightFloats = int64_t(1) << 22;
