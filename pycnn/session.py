@@ -109,6 +109,7 @@ class InferenceSession:
                                       bool(getattr(options, "enable_blocked_layout", True)),
                                       bool(getattr(options, "enable_image_by_image", True)))
         del graph
+        _core.trim_heap()  # the weights' load-time copies, freed above, leave the process
 
     # -- ONNX Runtime's API --------------------------------------------------
     def get_inputs(self):

@@ -21,7 +21,9 @@ std::string shape_str(const Shape& s);
 
 // 64-byte aligned heap buffer, the unit of ownership for tensor data;
 // zero-filled unless the caller overwrites all of it anyway.
-std::shared_ptr<void> aligned_buffer(size_t bytes, bool zero = true);
+// huge_pages: on 2 MiB pages where the OS allows it (transparent huge pages
+// in "madvise" mode), for buffers read with large strides (a plan's arena).
+std::shared_ptr<void> aligned_buffer(size_t bytes, bool zero = true, bool huge_pages = false);
 
 struct Tensor {
   DType dtype = DType::f32;

@@ -48,14 +48,15 @@ std::string shape_str(const Shape& s) {
   return os.str();
 }
 
-std::shared_ptr<void> aligned_buffer(size_t bytes, bool zero) {
-  // Large buffers (a plan's arena, packed weights) sit on 2 MiB pages where
-  // the OS allows it (transparent huge pages in "madvise" mode, the usual
-  // default): GEMMs read B rows a plane apart, a new 4 KiB page per row.
-  // Measured (AVX2 Zen 3, 1 thread, MobileNetV2 alone in a process, noisy
-  // machine): 18-20 -> 14-15 ms.
+std::shared_ptr<void> aligned_buffer(size_t bytes, bool zero, bool huge_pages) {
+  // A plan's arena sits on 2 MiB pages: its GEMMs read B rows a plane
+  // apart, a new 4 KiB page per row (AVX2 Zen 3, 1 thread, MobileNetV2
+  // alone in a process, noisy machine: 18-20 -> 14-15 ms; Zen 4 AVX-512:
+  // 7.6-8.0 -> 7.4-7.5 ms). Weights do not: they are read in order, and the
+  // kernel's compaction for huge pages on first touch cost ResNet-50's
+  // session creation 90 -> 280-300 ms whenever free huge pages ran short.
   constexpr size_t kHugePage = size_t(2) << 20;
-  const bool huge = bytes >= 2 * kHugePage;
+  const bool huge = huge_pages && bytes >= 2 * kHugePage;
   const size_t align = huge ? kHugePage : 64;
   size_t rounded = (bytes + align - 1) / align * align;
   if (rounded == 0) rounded = 64;

@@ -321,7 +321,7 @@ std::unique_ptr<Plan> Session::Impl::make_plan(const std::vector<const Tensor*>&
     }
   const size_t main_bytes = (plan_memory(buffers[0]) + 63) / 64 * 64;
   const size_t pass_bytes = (plan_memory(buffers[1]) + 63) / 64 * 64;
-  plan->arena = aligned_buffer(main_bytes + pass_bytes * size_t(pass_threads) + scratch + 64);
+  plan->arena = aligned_buffer(main_bytes + pass_bytes * size_t(pass_threads) + scratch + 64, true, /*huge_pages=*/true);
   char* const base[2] = {static_cast<char*>(plan->arena.get()), static_cast<char*>(plan->arena.get()) + main_bytes};
   plan->scratch = base[1] + pass_bytes * size_t(pass_threads);
   // Where image i (on pass thread t) of each value lies in the pass.
