@@ -46,11 +46,12 @@ def session(m, winograd, threads=1, image_by_image=True):
 
 # (input channels, output channels, batch, height, width, the tile pycnn picks):
 # F4 where there are >= 49 4x4 tiles over the batch, else F2 (>= 16 tiles),
-# and F2 where F4's transformed weights would pass its cap; the work runs in
+# and F2 where F4's transformed weights would pass its cap, even on a 7x7
+# map with 16 MB of them (ResNet's 512-channel layers); the work runs in
 # blocks of >= 196 tiles.
 WINOGRAD_CASES = [(1, 3, 1, 28, 28, 4), (3, 7, 1, 29, 31, 4), (17, 33, 1, 57, 30, 4), (33, 17, 3, 28, 28, 4),
                   (16, 16, 4, 14, 14, 4), (7, 64, 2, 30, 27, 4), (5, 9, 1, 14, 14, 2), (19, 13, 1, 7, 7, 2),
-                  (3, 5, 3, 9, 11, 2), (17, 33, 2, 13, 7, 2), (257, 229, 1, 28, 28, 2),
+                  (3, 5, 3, 9, 11, 2), (17, 33, 2, 13, 7, 2), (257, 229, 1, 28, 28, 2), (512, 512, 1, 7, 7, 2),
                   (5, 6, 3, 60, 61, 4)]  # the last: blocks of 13 tile rows, most spanning two images
 
 
