@@ -114,15 +114,17 @@ constexpr int64_t kNCPanels = 8; // B block columns, in panels: the block fits L
 
 // Whether the micro-kernel reads a row-major B in place (GemmStore::b_ld)
 // rather than from packed blocks. Packing pays when many rows of A share
-// each block and B's rows are far apart (each row a new page); measured
-// here (1 thread, AVX-512), reading in place is 10-50% faster on:
-// - narrow B (N <= 256: 14x14 and 7x7 planes) with up to 256 rows
-//   (M=64 K=384 N=196: 0.075 -> 0.064 ms), though 5-7% slower with 2048;
-// - up to 48 rows at N <= 1024 (M=32 K=192 N=784: 0.084 -> 0.069 ms);
-// - up to 16 rows, or 32 with K <= 32, at any N (M=16 K=128 N=3025:
-//   0.165 -> 0.108 ms), where M=24 K=96 N=12544 is 17% slower.
-bool reads_b_in_place(int64_t M, int64_t N, int64_t K) {
-  return (N <= 256 && M <= 256) || (N <= 1024 && M <= 48) || M <= 16 || (M <= 32 && K <= 32);
+// each block: it costs a read and a write of B per block, which up to 128
+// rows do not win back, even with B's rows a plane apart (a stream each).
+// Measured in a session (Zen 4, 1 thread, 1x1 conv + ReLU; the rule had
+// been M <= 48 at N <= 1024, M <= 16 anywhere): M=64 K=256 N=3136 1.13 ->
+// 0.97-1.07 ms, M=64 K=64 N=3136 0.27 -> 0.25, M=24 K=96 N=12544 0.77-0.88
+// -> 0.56-0.71, M=128 K=512 N=784 1.02 -> 0.94; M=128 K=256 N=3136 and
+// M=256 K=64 N=3136 within noise, so 256 rows keep packing. Narrow B
+// (N <= 256: 14x14 and 7x7 planes) is read in place up to 256 rows
+// (M=64 K=384 N=196: 0.075 -> 0.064 ms), though 5-7% slower with 2048.
+bool reads_b_in_place(int64_t M, int64_t N) {
+  return (N <= 256 && M <= 256) || M <= 128;
 }
 }  // namespace
 
@@ -230,7 +232,7 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const GemmA& A
   };
   // M panels [m_lo, m_hi) x N panels [n_lo, n_hi), in B blocks of kKC rows x
   // kNCPanels panels. A partial last N panel accumulates in `tiles`.
-  const bool b_direct = !packed && !B.rows && !B.row_cols && !B.maps_rows() && B.ld != 0 && reads_b_in_place(M, N, K);
+  const bool b_direct = !packed && !B.rows && !B.row_cols && !B.maps_rows() && B.ld != 0 && reads_b_in_place(M, N);
   auto blocked = [&](int64_t m_lo, int64_t m_hi, int64_t n_lo, int64_t n_hi, float* work) {
     float* tiles = work + round_up(kKC * kNCPanels * nr, 16);
     for (int64_t nc = n_lo; nc < n_hi; nc += kNCPanels) {
