@@ -86,6 +86,9 @@ BLOCKS = [
     # the images together, the projection with its per-image SE scale on
     # the input
     (72, 200, 72, 7, 7, 3, 1, 1, "SiLU", 3, True, True, None),
+    # 7x7, weights outweighing the input: the 1x1s split their output blocks
+    # over threads, 13 and 6 of them (not whole 4-block tiles)
+    SPLIT_BLOCKS := (16, 200, 90, 7, 7, 3, 1, 1, "Clip", 1, False, False, None),
 ]
 
 
@@ -110,6 +113,14 @@ def test_block_runs_blocked_and_matches(case, threads, isa):
     plain = session(model, threads, blocked=False)
     assert "pycnn.ToBlocked" not in ops_of(plain)
     np.testing.assert_allclose(got, plain.run(None, feed)[0], rtol=1e-4, atol=1e-4)
+
+
+def test_blocked_results_do_not_depend_on_thread_count(isa):
+    model = block_model(*SPLIT_BLOCKS)
+    feed = {"x": np.random.default_rng(6).standard_normal((1, 16, 7, 7)).astype(np.float32)}
+    outs = [session(model, t).run(None, feed)[0] for t in (1, 2, 3)]
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0], outs[2])
 
 
 def chain_model(c, h, w, tail):

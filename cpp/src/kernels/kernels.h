@@ -182,7 +182,7 @@ struct KernelTable {
   // Blocked layout (see BlockedPointwise). Pixels [p0, p1) of output blocks
   // [b0, b1) of a 1x1 convolution.
   void (*blocked_pointwise)(const BlockedPointwise& a, int64_t p0, int64_t p1, int64_t b0, int64_t b1);
-  int blocked_tile_pixels, blocked_tile_blocks;  // one tile of blocked_pointwise / blocked_conv: pixels x output blocks
+  int blocked_tile_pixels;  // pixels in one tile of blocked_pointwise
   // Output rows [oh0, oh1) of one block of a depthwise convolution (kh <= 64): x a
   // [ih][iw][c] plane, w its [kh * kw][c] taps, bias c floats (or null), y
   // and residual (or null) [oh][ow][c] planes; y = act(conv + bias + residual).
