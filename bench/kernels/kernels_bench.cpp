@@ -241,10 +241,11 @@ BENCHMARK(BM_sgemm_cold_a)->Args({256, 64, 3136})->Args({64, 256, 3136})->Args({
     ->Args({256, 1024, 196})->Args({512, 128, 784})->Args({128, 512, 784})->Args({2048, 512, 49})->Args({512, 2048, 49});
 
 BENCHMARK(BM_sgemm_mapped)->Args({128, 256, 3136})->Args({128, 512, 784})->Args({128, 1024, 196});
-// {K, M, pixels}: expand at 112x112, projections at 56x56 and 14x14, 7x7 heads.
+// {K, M, pixels}: expand at 112x112, projections at 56x56 and 14x14, 7x7 heads;
+// ResNet-50's 1x1 shapes, against BM_sgemm_row_major's.
 BENCHMARK(BM_blocked_pointwise)->Args({16, 96, 12544, 0})->Args({144, 24, 3136, 0})->Args({576, 96, 196, 0})
     ->Args({320, 1280, 49, 0})->Args({1152, 320, 49, 0})->Args({16, 96, 12544, 1})->Args({40, 240, 784, 1})
-    ->Args({112, 672, 196, 1});
+    ->Args({112, 672, 196, 1})->Args({64, 256, 3136, 0})->Args({256, 64, 3136, 0})->Args({256, 1024, 196, 0})->Args({128, 512, 784, 0});
 // Real layer shapes: {C, M, H, kernel, stride}.
 #define LAYERS(B)                                                                                             \
   B->Args({3, 64, 224, 7, 2})->Args({64, 64, 56, 3, 1})->Args({128, 128, 28, 3, 1})->Args({256, 256, 14, 3, 1}) \

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <vector>
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -59,18 +60,34 @@ void parallel_for_indexed(int64_t n, const std::function<void(int64_t, int64_t, 
     return;
   }
 #if defined(_OPENMP)
-  // Equal chunks, each taken by the next free thread: on a shared machine a
-  // thread whose core is taken for a while holds up the others by one chunk,
-  // not by its whole static share.
+  // Equal chunks. Each thread owns an equal run of them and takes its own in
+  // order, so a thread keeps to the same part of every layer, which its core
+  // wrote in the layer before (taken by whichever thread came free, a
+  // chunk's input was the other core's half the time: a 1x1 convolution 16
+  // -> 64 at 55x55 on 2 threads 73 -> 56 us). A thread done early takes
+  // what is left of the others' runs, chunk by chunk: on a shared machine a
+  // thread whose core is taken for a while holds up the rest by a chunk,
+  // not by its whole share.
   const int64_t chunks = std::min<int64_t>(n, int64_t(threads) * std::max(1, chunks_per_thread));
-  std::atomic<int64_t> next{0};
+  struct alignas(64) Run {
+    std::atomic<int64_t> next;
+    int64_t end;
+  };
+  std::vector<Run> runs(static_cast<size_t>(threads));
+  for (int t = 0; t < threads; ++t) {
+    runs[size_t(t)].next.store(chunks * t / threads, std::memory_order_relaxed);
+    runs[size_t(t)].end = chunks * (t + 1) / threads;
+  }
 #pragma omp parallel num_threads(threads)
   {
     flush_denormals();
     const int t = omp_get_thread_num();
-    for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < chunks;
-         c = next.fetch_add(1, std::memory_order_relaxed))
-      fn(n * c / chunks, n * (c + 1) / chunks, t);
+    for (int i = 0; i < threads; ++i) {
+      Run& r = runs[size_t((t + i) % threads)];
+      for (int64_t c = r.next.fetch_add(1, std::memory_order_relaxed); c < r.end;
+           c = r.next.fetch_add(1, std::memory_order_relaxed))
+        fn(n * c / chunks, n * (c + 1) / chunks, t);
+    }
   }
 #else
   fn(0, n, 0);
