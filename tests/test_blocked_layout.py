@@ -193,7 +193,7 @@ def test_internal_ops_are_not_listed_as_onnx_ops():
 
 
 def direct_model(c, m, h, w, k, stride, dilation, pads, act, batch):
-    """A stem (k x k, c -> m, from the NCHW input by im2col rows) -> 3x3 conv m -> m
+    """A stem (k x k, c -> m, from bands of the NCHW input's rows) -> 3x3 conv m -> m
     (one group, on the blocked tensor) -> depthwise 3x3 -> 1x1 m -> 5: the
     direct convolutions join the chain."""
     rng = np.random.default_rng(c * 13 + m + k)
@@ -215,7 +215,7 @@ DIRECT = [
     # c, m, h, w, k, stride, dilation, pads, act, batch
     (3, 32, 33, 35, 3, 2, 1, [1, 1, 1, 1], "Clip", 1),  # MobileNetV2's stem
     (3, 17, 20, 19, 3, 2, 1, [0, 0, 1, 1], "SiLU", 2),  # EfficientNet's, TF-style pads
-    (3, 16, 70, 71, 3, 2, 1, [1, 1, 1, 1], "Clip", 2),  # two bands of output rows (28 + 7), 252 pixels in the last
+    (3, 16, 40, 301, 3, 2, 1, [1, 1, 1, 1], "Clip", 2),  # bands of 8 output rows (8 + 8 + 4), rows of 151 pixels
     (1, 7, 9, 13, 5, 1, 2, [4, 4, 4, 4], "Sigmoid", 1),
     (11, 24, 12, 15, 7, 2, 1, [3, 2, 3, 2], "HardSwish", 1),
     (20, 9, 6, 5, 1, 2, 1, [0, 0, 0, 0], None, 3),  # a strided 1x1
@@ -231,14 +231,14 @@ def test_direct_convolutions_join_the_chain(case, threads, isa):
     want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)[0]
     sess = session(model, threads)
     algos = [n.algorithm for n in sess.profile(feed, runs=1).nodes if n.op_type == "Conv"]
-    assert algos[0].startswith("blocked-im2col") and algos[1].startswith("blocked-direct"), algos
+    assert algos[0].startswith("blocked-plain-direct") and algos[1].startswith("blocked-direct"), algos
     assert "pycnn.ToBlocked" not in ops_of(sess)  # the stem reads the image itself
     np.testing.assert_allclose(sess.run(None, feed)[0], want, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
 def test_auto_pad_through_the_chain(auto_pad, isa):
-    """TF-style exports pad by auto_pad: the stem (im2col), a 5x5 stride-2
+    """TF-style exports pad by auto_pad: the stem (plain input), a 5x5 stride-2
     depthwise and a 1x1 resolve it per input shape like the plain ops."""
     rng = np.random.default_rng(3)
     t = {"ws": rng.standard_normal((16, 3, 3, 3)) / 5, "wd": rng.standard_normal((16, 1, 5, 5)) / 5,
@@ -255,7 +255,7 @@ def test_auto_pad_through_the_chain(auto_pad, isa):
     want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)[0]
     sess = session(model)
     algos = [n.algorithm for n in sess.profile(feed, runs=1).nodes if n.op_type == "Conv"]
-    assert algos == ["blocked-im2col", "blocked-depthwise", "blocked-pointwise"], algos
+    assert algos == ["blocked-plain-direct", "blocked-depthwise", "blocked-pointwise"], algos
     got = sess.run(None, feed)[0]
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)

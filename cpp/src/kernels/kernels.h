@@ -95,6 +95,22 @@ struct BlockedConv {
   float* y = nullptr;        // the image's output blocks, oh * ow * c floats apart
 };
 
+// A convolution reading a plain (NCHW) input, the stem: the op copies a band
+// of input rows, zero-padded, to `band` ([C][band rows][width]), so every
+// tap of every output pixel is in it. Output pixel ow of a row whose window
+// starts at `top` reads top[ow * sw + offsets[k]] for its K = C x kh x kw
+// taps (k = (c * kh + i) * kw + j, the weights' order).
+struct BlockedPlainConv {
+  int64_t K = 0, sw = 1, ow = 0;
+  const int64_t* offsets = nullptr;
+  const float* w = nullptr;         // [output block][K][c out]
+  const float* bias = nullptr;      // [output blocks * c], or null
+  const float* residual = nullptr;  // laid out like y, or null
+  Activation act;
+  float* y = nullptr;               // the image's output blocks, y_plane floats apart
+  int64_t y_plane = 0;
+};
+
 // A run of B columns the GEMM packs (gemm.cpp): `len` floats from column
 // `from` of a B row to offset `to` of that row's slice of the packed block.
 struct PackRun {
@@ -188,6 +204,8 @@ struct KernelTable {
   // and residual (or null) [oh][ow][c] planes; y = act(conv + bias + residual).
   // Output row oh of output blocks [b0, b1) of a direct convolution (kh <= 64).
   void (*blocked_conv)(const BlockedConv& a, int64_t oh, int64_t b0, int64_t b1);
+  // Output row oh of output blocks [b0, b1), its window's first row at top.
+  void (*blocked_conv_plain)(const BlockedPlainConv& a, const float* top, int64_t oh, int64_t b0, int64_t b1);
   void (*blocked_depthwise)(const Window2D& g, const float* x, const float* w, const float* bias,
                             const float* residual, const Activation& act, float* y, int64_t oh0, int64_t oh1);
   // One block between layouts: `channels` <= c planes of `pixels` floats
