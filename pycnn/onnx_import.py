@@ -7,6 +7,7 @@ goes to the C++ graph, whose passes fold what is constant.
 """
 from __future__ import annotations
 
+import mmap
 import os
 import sys
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import external_data_helper, numpy_helper
 
 from . import _core
 from .errors import InvalidModelError, UnsupportedModelError
@@ -61,12 +62,34 @@ def load_model(model) -> onnx.ModelProto:
         if os.path.isdir(path):
             raise InvalidModelError(f"{path!r} is a directory, not an ONNX model file")
         try:
-            proto = onnx.load(path)  # also loads external-data weights next to the file
+            proto = _read_model_file(path)
         except Exception as e:
             raise InvalidModelError(f"could not read {path!r} as an ONNX model ({type(e).__name__}: {e}); "
                                     "is the file complete and really .onnx?") from None
         return _checked(proto, path)
     raise TypeError(f"expected a path, bytes or onnx.ModelProto, got {type(model).__name__}")
+
+
+def _read_model_file(path: str) -> onnx.ModelProto:
+    """onnx.load, with a binary file parsed straight from the page cache
+    (mmap) rather than from a copy read into bytes first: ResNet-50's 100 MB
+    120 -> 70 ms. Text formats (by extension, as onnx.load tells them) and
+    empty files go through onnx.load; external-data weights next to the file
+    are loaded either way."""
+    registry = getattr(getattr(onnx, "serialization", None), "registry", None)
+    fmt = registry.get_format_from_file_extension(os.path.splitext(path)[1]) if registry else None
+    if fmt not in (None, "protobuf") or os.path.getsize(path) == 0:
+        return onnx.load(path)
+    with open(path, "rb") as f:
+        try:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # a file that cannot be mapped is read as onnx.load reads it
+            return onnx.load(path)
+        proto = onnx.ModelProto()
+        with mapped, memoryview(mapped) as view:
+            proto.ParseFromString(view)  # copies what it keeps: the map can close
+    external_data_helper.load_external_data_for_model(proto, os.path.dirname(path))
+    return proto
 
 
 def _checked(proto: onnx.ModelProto, where: str) -> onnx.ModelProto:
