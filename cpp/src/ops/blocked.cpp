@@ -7,6 +7,7 @@
 // - pycnn.ToBlocked / pycnn.FromBlocked, the reorders at a chain's edges;
 // - GlobalAveragePool with _blocked, which reads a chain's output in place.
 // A blocked tensor of C channels has shape (N, ceil(C / c), H, W, c).
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -190,7 +191,7 @@ class BlockedConvOp : public Op {
   };
   PlainBand plain_band(const kernels::Window2D& g) const {
     PlainBand b;
-    b.width = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;  // the columns the windows cover, pads included
+    b.width = std::max<int64_t>(1, (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1);  // the columns the windows cover, pads included
     const int64_t window_rows = (g.kh - 1) * g.dh + 1;
     const int64_t fit = 16384 / std::max<int64_t>(1, C_ * b.width);  // input rows in 64 KB
     b.out_rows = std::max<int64_t>(1, std::min(g.oh, (fit - window_rows) / g.sh + 1));
