@@ -111,6 +111,7 @@ void pack_b_panel(const float* B, int64_t rs, int64_t cs, int64_t K, int64_t N, 
 namespace {
 constexpr int64_t kKC = 256;     // B block rows: a kKC x nr panel fits L1 beside the A slice
 constexpr int64_t kNCPanels = 8; // B block columns, in panels: the block fits L2
+constexpr int64_t kLineFloats = 16;  // floats in a 64-byte cache line
 
 // Whether the micro-kernel reads a row-major B in place (GemmStore::b_ld)
 // rather than from packed blocks. Packing pays when many rows of A share
@@ -275,7 +276,7 @@ void gemm(const KernelTable& kt, int64_t M, int64_t N, int64_t K, const GemmA& A
             // prefetching C's next lines for writing as well was slower.
             if (store_residual && pn + 1 < nc_end)
               for (int64_t r = 0; r < rows; ++r)
-                for (int64_t l = 0; l < nr; l += 16) __builtin_prefetch(st.residual + r * ep.residual_ld + nr + l, 0, 3);
+                for (int64_t l = 0; l < nr; l += kLineFloats) __builtin_prefetch(st.residual + r * ep.residual_ld + nr + l, 0, 3);
             GemmStore st_now = st;
             if (final_block && store_fuses && ep.residual && !full) st_now.clamp = false;  // clamp after the residual
             const int64_t half = nr / 2;
