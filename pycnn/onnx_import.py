@@ -74,16 +74,16 @@ def _read_model_file(path: str) -> onnx.ModelProto:
     """onnx.load, with a binary file parsed straight from the page cache
     (mmap) rather than from a copy read into bytes first: ResNet-50's 100 MB
     120 -> 70 ms. Text formats (by extension, as onnx.load tells them) and
-    empty files go through onnx.load; external-data weights next to the file
-    are loaded either way."""
+    files that cannot be mapped (empty ones among them) go through
+    onnx.load; external-data weights next to the file are loaded either way."""
     registry = getattr(getattr(onnx, "serialization", None), "registry", None)
     fmt = registry.get_format_from_file_extension(os.path.splitext(path)[1]) if registry else None
-    if fmt not in (None, "protobuf") or os.path.getsize(path) == 0:
+    if fmt not in (None, "protobuf"):
         return onnx.load(path)
     with open(path, "rb") as f:
         try:
             mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):  # a file that cannot be mapped is read as onnx.load reads it
+        except (OSError, ValueError):  # mmap refuses empty files (ValueError) and some file systems
             return onnx.load(path)
         proto = onnx.ModelProto()
         with mapped, memoryview(mapped) as view:
