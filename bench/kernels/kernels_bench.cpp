@@ -236,10 +236,10 @@ BENCHMARK(BM_sgemm_row_major)->Args({256, 64, 3136, 0})->Args({64, 256, 3136, 0}
     ->Args({256, 1024, 196, 0})->Args({512, 128, 784, 0})->Args({128, 512, 784, 0})
     ->Args({2048, 512, 49, 0})->Args({2048, 512, 49, 1})->Args({512, 2048, 49, 1})->Args({16, 32, 12544, 0})
     ->Args({16, 128, 3025, 0})->Args({32, 192, 784, 0})->Args({64, 384, 196, 0})->Args({96, 576, 196, 0});
-// DenseNet-121's norm-ReLU-mapped 1x1 shapes ({M, K, N}).
+// ResNet-50's 1x1 shapes with the weights cold ({M, K, N}).
 BENCHMARK(BM_sgemm_cold_a)->Args({256, 64, 3136})->Args({64, 256, 3136})->Args({1024, 256, 196})
     ->Args({256, 1024, 196})->Args({512, 128, 784})->Args({128, 512, 784})->Args({2048, 512, 49})->Args({512, 2048, 49});
-
+// DenseNet-121's norm-ReLU-mapped 1x1 shapes ({M, K, N}).
 BENCHMARK(BM_sgemm_mapped)->Args({128, 256, 3136})->Args({128, 512, 784})->Args({128, 1024, 196});
 // {K, M, pixels}: expand at 112x112, projections at 56x56 and 14x14, 7x7 heads;
 // ResNet-50's 1x1 shapes, against BM_sgemm_row_major's.
